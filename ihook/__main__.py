@@ -1,0 +1,5 @@
+"""``python -m ihook`` runs the CLI."""
+
+from ihook.cli import main
+
+main()

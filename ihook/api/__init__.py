@@ -1,0 +1,77 @@
+"""The management API (``/api/v1``) on flask-smorest, with its OpenAPI document."""
+
+from __future__ import annotations
+
+import hmac
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, g, request
+from flask_smorest import Api, abort
+
+from ihook.api import endpoints, events, health, records, runs, workflows
+from ihook.api.context import platform
+from ihook.errors import IhookError
+from ihook.services.tokens import check_token
+
+__all__ = ["register_api"]
+
+OPENAPI = {
+    "API_TITLE": "ihook",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "/docs",
+    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+}
+"""flask-smorest settings: the document at /api/openapi.json, Swagger UI at /api/docs."""
+BLUEPRINTS = (health, endpoints, workflows, events, runs, records)
+PROTECTED = {m.blp.name for m in BLUEPRINTS if m is not health}
+"""Blueprints whose routes need a bearer token (all but health)."""
+
+
+def register_api(app: Flask, url_prefix: str = "") -> Api:
+    """Mount the API, its docs and its error handling on ``app``."""
+    for key, value in OPENAPI.items():
+        app.config.setdefault(key, value)
+    if url_prefix:
+        app.config["OPENAPI_URL_PREFIX"] = f"{url_prefix}/api"
+    api = Api(app, spec_kwargs={"info": {"description": "Manage ihook: webhooks and workflows."}})
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.spec.options["security"] = [{"bearer": []}]
+    app.before_request(_require_token)
+    for module in BLUEPRINTS:
+        api.register_blueprint(module.blp, url_prefix=f"{url_prefix}{module.blp.url_prefix}")
+
+    app.register_error_handler(IhookError, error_response)
+    return api
+
+
+def error_response(exc: IhookError) -> tuple[dict[str, Any], int]:
+    """A service error in flask-smorest's error shape, with its one HTTP status."""
+    body: dict[str, Any] = {
+        "code": exc.status,
+        "status": HTTPStatus(exc.status).phrase,
+        "message": exc.message,
+    }
+    if exc.errors:
+        body["errors"] = {"json": exc.errors}
+    return body, exc.status
+
+
+def _require_token() -> None:
+    if request.blueprint not in PROTECTED or request.method == "OPTIONS":
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        abort(401, message="missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    p = platform()
+    admin = p.settings.admin_token
+    if admin and hmac.compare_digest(token.encode(), admin.encode()):
+        g.token_ok = True
+        return
+    with p.db.session() as session:
+        if not check_token(session, token):
+            abort(401, message="invalid token", headers={"WWW-Authenticate": "Bearer"})

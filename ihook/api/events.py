@@ -1,0 +1,49 @@
+"""``/api/v1/events``: what happened, and replays."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from ihook.api.context import platform
+from ihook.api.schemas import EventListArgs, EventSchema, QueuedSchema
+from ihook.models import Event
+from ihook.services import events as service
+
+blp = Blueprint(
+    "events",
+    __name__,
+    url_prefix="/api/v1/events",
+    description="Events: everything received, stored before it was acknowledged.",
+)
+
+
+@blp.route("")
+class Events(MethodView):
+    @blp.arguments(EventListArgs, location="query")
+    @blp.response(200, EventSchema(many=True))
+    def get(self, args: dict) -> list[Event]:
+        """List events, newest first (filter by type, source, since/until; page with after)"""
+        with platform().db.session() as session:
+            return service.list_events(session, **args)
+
+
+@blp.route("/<event_id>")
+class EventById(MethodView):
+    @blp.response(200, EventSchema)
+    def get(self, event_id: str) -> Event:
+        """Get an event"""
+        with platform().db.session() as session:
+            return service.get_event(session, event_id)
+
+
+@blp.route("/<event_id>/replay")
+class Replay(MethodView):
+    @blp.response(202, QueuedSchema)
+    def post(self, event_id: str) -> dict:
+        """Run an event again through the workflows its endpoint triggers now"""
+        p = platform()
+        with p.db.session() as session:
+            run_ids = service.replay_event(session, event_id)
+        p.queue.enqueue((run_id, 1) for run_id in run_ids)
+        return {"event_id": event_id, "runs": run_ids}

@@ -1,0 +1,237 @@
+"""Marshmallow schemas of the management API: what it takes and what it answers."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+
+from ihook.ingress_auth import AUTH_TYPES, HMAC_SCHEMES
+
+NAME = validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+    error="letters, digits, '_', '.', '-'; starting with a letter or digit; at most 100",
+)
+
+
+class AuthSchema(Schema):
+    """How an endpoint authenticates callers. ``secret`` is write-only."""
+
+    type = fields.Str(required=True, validate=validate.OneOf(AUTH_TYPES))
+    scheme = fields.Str(validate=validate.OneOf(HMAC_SCHEMES), metadata={"description": "hmac"})
+    username = fields.Str(metadata={"description": "basic: the user name"})
+    header = fields.Str(metadata={"description": "header / hmac generic: the header name"})
+    algorithm = fields.Str(validate=validate.OneOf(["sha256", "sha1", "sha512"]))
+    encoding = fields.Str(validate=validate.OneOf(["hex", "base64"]))
+    prefix = fields.Str(metadata={"description": "hmac generic: text before the digest"})
+    secret = fields.Str(
+        load_only=True,
+        validate=validate.Length(min=8, max=500),
+        metadata={"description": "the password / token / value / HMAC key; generated if absent"},
+    )
+
+    @validates_schema
+    def _complete(self, data: dict[str, Any], **_: Any) -> None:
+        kind = data["type"]
+        if kind == "hmac" and "scheme" not in data:
+            raise ValidationError("hmac needs a scheme", "scheme")
+        if kind == "basic" and not data.get("username"):
+            raise ValidationError("basic needs a username", "username")
+        needs_header = kind == "header" or data.get("scheme") == "generic"
+        if needs_header and not data.get("header"):
+            raise ValidationError("this auth needs a header name", "header")
+
+
+class RateLimitSchema(Schema):
+    """At most ``requests`` per ``per_seconds`` window; more are answered 429."""
+
+    requests = fields.Int(required=True, validate=validate.Range(min=1))
+    per_seconds = fields.Int(required=True, validate=validate.Range(min=1, max=86_400))
+
+
+class EndpointSchema(Schema):
+    """An incoming webhook endpoint."""
+
+    id = fields.Str(dump_only=True)
+    name = fields.Str(required=True, validate=NAME)
+    description = fields.Str()
+    enabled = fields.Bool()
+    auth = fields.Nested(AuthSchema)
+    allow_ips = fields.List(fields.Str(), metadata={"description": "CIDRs or addresses"})
+    schema = fields.Dict(allow_none=True, metadata={"description": "JSON Schema of the body"})
+    dedupe = fields.Str(allow_none=True, metadata={"description": "jmespath over {headers, data}"})
+    event_type = fields.Str(
+        allow_none=True, metadata={"description": "jmespath over {headers, data} naming the type"}
+    )
+    rate_limit = fields.Nested(RateLimitSchema, allow_none=True)
+    response_mode = fields.Str(validate=validate.OneOf(["async", "sync"]))
+    sync_timeout = fields.Float(validate=validate.Range(min=0.1, max=30))
+    workflows = fields.List(fields.Str(), metadata={"description": "ids of triggered workflows"})
+    key_hint = fields.Str(dump_only=True, metadata={"description": "first characters of the key"})
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+    @validates("allow_ips")
+    def _ips(self, value: list[str], **_: Any) -> None:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValidationError(f"{item!r} is not an address or CIDR") from None
+
+
+class EndpointPatchSchema(EndpointSchema):
+    """Fields of an endpoint to change; the others keep their values."""
+
+
+class EndpointSecretsSchema(EndpointSchema):
+    """An endpoint as created or rotated: the only answers that carry its key and secret."""
+
+    ingest_url = fields.Str(dump_only=True)
+    secret = fields.Str(dump_only=True)
+
+
+class RotateSchema(Schema):
+    """Rotation options."""
+
+    secret = fields.Str(validate=validate.Length(min=8, max=500), load_only=True)
+    grace_seconds = fields.Int(load_default=86_400, validate=validate.Range(min=0, max=30 * 86400))
+    rotate_key = fields.Bool(load_default=False, metadata={"description": "also a new URL key"})
+
+
+class WorkflowSchema(Schema):
+    """A workflow definition; saving a changed one makes a new version."""
+
+    id = fields.Str(dump_only=True)
+    name = fields.Str(required=True, validate=NAME)
+    description = fields.Str()
+    enabled = fields.Bool()
+    trigger = fields.Dict()
+    vars = fields.Dict()
+    steps = fields.List(fields.Dict(), required=True)
+    version = fields.Int(dump_only=True)
+    endpoints = fields.List(fields.Str(), dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class WorkflowPatchSchema(Schema):
+    """Switch a workflow on or off without a new version."""
+
+    enabled = fields.Bool(required=True)
+
+
+class ListArgs(Schema):
+    """Paging and time range shared by the lists."""
+
+    since = fields.AwareDateTime(default_timezone=UTC, metadata={"description": "ISO-8601"})
+    until = fields.AwareDateTime(default_timezone=UTC, metadata={"description": "exclusive"})
+    after = fields.Str(metadata={"description": "resume after this id (the last one seen)"})
+    limit = fields.Int(validate=validate.Range(min=1, max=1000))
+
+
+class EventListArgs(ListArgs):
+    """Filters of the event list."""
+
+    type = fields.Str()
+    source = fields.Str()
+
+
+class RunListArgs(ListArgs):
+    """Filters of the run list."""
+
+    workflow_id = fields.Str()
+    event_id = fields.Str()
+    status = fields.Str(
+        validate=validate.OneOf(["queued", "running", "succeeded", "failed", "skipped"])
+    )
+
+
+class EventSchema(Schema):
+    """A stored event."""
+
+    id = fields.Str()
+    type = fields.Str()
+    source = fields.Str()
+    endpoint_id = fields.Str(allow_none=True)
+    data = fields.Raw()
+    headers = fields.Dict(metadata={"description": "as received, secrets redacted"})
+    dedupe_key = fields.Str(allow_none=True)
+    received_at = fields.DateTime()
+
+
+class StepLogSchema(Schema):
+    """One step of a run."""
+
+    id = fields.Str()
+    type = fields.Str()
+    status = fields.Str()
+    started_at = fields.Str(allow_none=True)
+    finished_at = fields.Str(allow_none=True)
+    duration_ms = fields.Float(allow_none=True)
+    input = fields.Str(allow_none=True)
+    output = fields.Str(allow_none=True)
+    error = fields.Str(allow_none=True)
+    truncated = fields.Bool()
+
+
+class RunSchema(Schema):
+    """A run of a workflow version for an event."""
+
+    id = fields.Str()
+    workflow_id = fields.Str()
+    workflow_version = fields.Int()
+    event_id = fields.Str()
+    status = fields.Str()
+    attempt = fields.Int()
+    created_at = fields.DateTime()
+    next_attempt_at = fields.DateTime(allow_none=True)
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    error = fields.Str(allow_none=True)
+    failed_step = fields.Str(allow_none=True)
+    output = fields.Raw(allow_none=True)
+
+
+class RunDetailSchema(RunSchema):
+    """A run with its step log."""
+
+    steps = fields.List(fields.Nested(StepLogSchema))
+
+
+class QueuedSchema(Schema):
+    """Runs queued by a replay or retry."""
+
+    event_id = fields.Str()
+    runs = fields.List(fields.Str())
+
+
+class RecordSchema(Schema):
+    """A record of the built-in store."""
+
+    collection = fields.Str()
+    key = fields.Str()
+    data = fields.Dict()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class RecordListArgs(Schema):
+    """Paging of a collection, in key order."""
+
+    after = fields.Str(metadata={"description": "resume after this key"})
+    limit = fields.Int(validate=validate.Range(min=1, max=1000))
+
+
+class HealthSchema(Schema):
+    """Whether the parts are up, and how much work waits."""
+
+    status = fields.Str()
+    database = fields.Str()
+    redis = fields.Str()
+    workers = fields.Int(allow_none=True)
+    queue_depth = fields.Int(allow_none=True)
+    queued_runs = fields.Int(allow_none=True)
+    version = fields.Str()

@@ -1,0 +1,28 @@
+"""The Flask app factory, and mounting ihook into a host application."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from ihook.api import register_api
+from ihook.api.context import EXTENSION
+from ihook.ingress import bp as ingress
+from ihook.platform import Platform
+from ihook.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> Flask:
+    """A Flask app serving the management API and ``/hooks/{key}``."""
+    app = Flask("ihook")
+    init_app(app, platform=platform or Platform(settings or Settings.from_env()))
+    return app
+
+
+def init_app(app: Flask, *, url_prefix: str = "", platform: Platform | None = None) -> Flask:
+    """Mount ihook (API under ``{url_prefix}/api``, ingress under ``{url_prefix}/hooks``)."""
+    app.extensions[EXTENSION] = platform or Platform(Settings.from_env())
+    app.config.setdefault("MAX_CONTENT_LENGTH", None)  # ingress enforces its own cap
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    register_api(app, url_prefix=url_prefix)
+    app.register_blueprint(ingress, url_prefix=url_prefix or None)
+    return app

@@ -1,0 +1,110 @@
+"""The ``ihook`` command: processes (api, worker, scheduler, up) and admin tasks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+import click
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from ihook import __version__
+from ihook.platform import Platform
+from ihook.settings import Settings, SettingsError
+
+
+def _platform() -> Platform:
+    try:
+        return Platform(Settings.from_env())
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.version_option(__version__, prog_name="ihook")
+@click.option("--log-level", default="INFO", show_default=True, help="Python logging level.")
+def main(log_level: str) -> None:
+    """ihook: incoming, outgoing and polling webhooks with workflows."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="host:port to serve.")
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+def api(bind: str, workers: int) -> None:
+    """Serve the API and /hooks/{key} with gunicorn."""
+    args = ["gunicorn", "--bind", bind, "--workers", str(workers), "--access-logfile", "-"]
+    os.execvp(sys.executable, [sys.executable, "-m", *args, "ihook.wsgi:app"])
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+@click.option("--fork", is_flag=True, help="Run each job in a forked child (RQ's Worker).")
+def worker(burst: bool, fork: bool) -> None:
+    """Execute queued runs (an RQ worker with RQ's scheduler for retries)."""
+    from rq import SimpleWorker, Worker
+
+    from ihook import jobs
+
+    p = _platform()
+    jobs.use_platform(p)
+    worker_class = Worker if fork else SimpleWorker
+    while True:
+        try:
+            rq_worker = worker_class([p.settings.queue_name], connection=p.redis)
+            rq_worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+            return
+        except RedisConnectionError as exc:
+            # Redis restarts must not take workers down: runs wait in the database.
+            logging.getLogger(__name__).warning("Redis unavailable (%s); retrying in 1 s", exc)
+            time.sleep(1)
+
+
+@main.command()
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between sweeps.")
+def scheduler(interval: float) -> None:
+    """Sweep runs left queued or stuck, so nothing acknowledged is lost."""
+    from ihook.sweeper import run_forever
+
+    run_forever(_platform(), interval=interval)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the migrations."""
+    _platform().db.upgrade()
+    click.echo("database is up to date")
+
+
+@main.group()
+def token() -> None:
+    """Management API tokens."""
+
+
+@token.command("create")
+@click.option("--name", default="admin", show_default=True)
+def token_create(name: str) -> None:
+    """Create a token and print it (shown this once)."""
+    from ihook.services.tokens import create_token
+
+    with _platform().db.session() as session:
+        _, value = create_token(session, name)
+    click.echo(value)
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True, help="API port on 127.0.0.1.")
+def up(port: int) -> None:
+    """Run everything on this machine: SQLite, a local redis-server, API, worker, scheduler."""
+    from ihook.up import run_all
+
+    sys.exit(run_all(port=port))

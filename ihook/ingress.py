@@ -1,0 +1,216 @@
+"""``POST /hooks/{key}``: where external systems' callbacks land.
+
+The answer is given only after the event and its queued runs are committed; jobs are
+enqueued after the commit, and if Redis is down the sweeper enqueues them later. Every
+refusal has its own status and reason (DESIGN.md §3) and is logged without secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs
+
+import jmespath
+from flask import Blueprint, Response, jsonify, request
+from jmespath.exceptions import JMESPathError
+from jsonschema import Draft202012Validator
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from ihook import ratelimit
+from ihook.api.context import platform
+from ihook.ids import new_id
+from ihook.ingress_auth import AuthFailed, check_ip, secret_header_names, verify_request
+from ihook.models import FINISHED, Endpoint, Rejection, Run
+from ihook.secrets import hash_token, redact_headers
+from ihook.services.endpoints import current_secrets
+from ihook.services.events import store_event
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("ingress", __name__)
+
+DEFAULT_EVENT_TYPE = "webhook.received"
+"""Event type when the endpoint names no ``event_type`` expression."""
+SYNC_POLL = 0.05
+"""Seconds between two looks at a sync endpoint's runs."""
+
+
+class Refused(Exception):
+    """Raised inside ingress to answer with an error status and reason."""
+
+    def __init__(self, status: int, message: str, errors: Any = None, headers: Any = None):
+        super().__init__(message)
+        self.status, self.message, self.errors, self.headers = status, message, errors, headers
+
+
+@bp.post("/hooks/<key>")
+def receive(key: str) -> Response | tuple[Response, int]:
+    """Accept one webhook for the endpoint whose key is in the URL."""
+    p = platform()
+    try:
+        with p.db.session() as session:
+            endpoint = session.scalar(select(Endpoint).where(Endpoint.key_hash == hash_token(key)))
+    except SQLAlchemyError as exc:
+        log.error("ingress: database unavailable: %s", exc)
+        return _answer(Refused(503, "the database cannot take events right now"))
+    if endpoint is None or not endpoint.enabled:
+        return _answer(Refused(404, "no such endpoint"))
+    try:
+        return _accept(endpoint)
+    except Refused as refused:
+        if refused.status != 429:
+            _log_rejection(endpoint, refused)
+        return _answer(refused)
+
+
+def _accept(endpoint: Endpoint) -> tuple[Response, int]:
+    p = platform()
+    limit = p.settings.max_body_bytes
+    if (request.content_length or 0) > limit:
+        raise Refused(413, f"body larger than {limit} bytes")
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise Refused(413, f"body larger than {limit} bytes")
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    if endpoint.allow_ips and not check_ip(endpoint.allow_ips, request.remote_addr or ""):
+        raise Refused(401, f"source address {request.remote_addr} is not allowed")
+    if endpoint.rate_limit:
+        wait = ratelimit.hit(
+            p.redis,
+            endpoint.id,
+            limit=endpoint.rate_limit["requests"],
+            window=endpoint.rate_limit["per_seconds"],
+        )
+        if wait:
+            raise Refused(429, "rate limit exceeded", headers={"Retry-After": str(wait)})
+    try:
+        verify_request(endpoint.auth, current_secrets(endpoint, p.vault), headers, body)
+    except AuthFailed as exc:
+        raise Refused(401, f"authentication failed: {exc.reason}") from None
+    data = _parse(headers.get("content-type", ""), body)
+    if endpoint.schema is not None:
+        _validate(endpoint.schema, data)
+    scope = {"headers": headers, "data": data}
+    try:
+        accepted = store_event(
+            p.db,
+            type=_evaluate(endpoint.event_type, scope, "event_type") or DEFAULT_EVENT_TYPE,
+            source=f"endpoint:{endpoint.name}",
+            data=data,
+            headers=redact_headers(headers, secret_header_names(endpoint.auth)),
+            endpoint_id=endpoint.id,
+            dedupe_key=_evaluate(endpoint.dedupe, scope, "dedupe"),
+        )
+    except SQLAlchemyError as exc:
+        log.error("ingress: could not store event for %s: %s", endpoint.name, exc)
+        raise Refused(503, "the database cannot take events right now") from None
+    if accepted.duplicate:
+        return jsonify(event_id=accepted.event_id, duplicate=True), 200
+    p.queue.enqueue((run_id, 1) for run_id in accepted.run_ids)
+    if endpoint.response_mode == "sync" and accepted.run_ids:
+        return _wait_for_runs(accepted.event_id, accepted.run_ids, endpoint.sync_timeout)
+    return jsonify(event_id=accepted.event_id, runs=accepted.run_ids), 202
+
+
+def _parse(content_type: str, body: bytes) -> Any:
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime == "application/json" or mime.endswith("+json"):
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Refused(400, f"malformed JSON body: {exc}") from None
+    if mime == "application/x-www-form-urlencoded":
+        try:
+            fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise Refused(400, f"malformed form body: {exc}") from None
+        return {name: values[0] if len(values) == 1 else values for name, values in fields.items()}
+    if mime == "multipart/form-data":
+        return {
+            name: values[0] if len(values) == 1 else values for name, values in request.form.lists()
+        }
+    raise Refused(
+        415,
+        f"content type {mime or '(none)'!r} is not accepted; send application/json or a form",
+    )
+
+
+_validators: dict[str, Draft202012Validator] = {}
+
+
+def _validate(schema: dict[str, Any], data: Any) -> None:
+    key = json.dumps(schema, sort_keys=True)
+    validator = _validators.get(key)
+    if validator is None:
+        validator = _validators[key] = Draft202012Validator(schema)
+    problems: dict[str, list[str]] = {}
+    for error in validator.iter_errors(data):
+        path = ".".join(str(part) for part in error.absolute_path) or "<body>"
+        problems.setdefault(path, []).append(error.message)
+    if problems:
+        raise Refused(422, "body does not match the endpoint's schema", {"json": problems})
+
+
+def _evaluate(expression: str | None, scope: dict[str, Any], field: str) -> str | None:
+    if not expression:
+        return None
+    try:
+        value = jmespath.search(expression, scope)
+    except JMESPathError as exc:
+        raise Refused(422, f"{field} expression failed: {exc}") from None
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _wait_for_runs(event_id: str, run_ids: list[str], timeout: float) -> tuple[Response, int]:
+    p = platform()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with p.db.session() as session:
+            runs = list(session.scalars(select(Run).where(Run.id.in_(run_ids))))
+        if all(run.status in FINISHED for run in runs):
+            first = runs[0]
+            return jsonify(
+                event_id=event_id, runs=run_ids, status=first.status, output=first.output
+            ), 200
+        time.sleep(SYNC_POLL)
+    return jsonify(event_id=event_id, runs=run_ids), 202
+
+
+def _answer(refused: Refused) -> tuple[Response, int]:
+    body: dict[str, Any] = {
+        "code": refused.status,
+        "status": HTTPStatus(refused.status).phrase,
+        "message": refused.message,
+    }
+    if refused.errors:
+        body["errors"] = refused.errors
+    response = jsonify(body)
+    for name, value in (refused.headers or {}).items():
+        response.headers[name] = value
+    return response, refused.status
+
+
+def _log_rejection(endpoint: Endpoint, refused: Refused) -> None:
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    log.info("ingress: %s refused %d: %s", endpoint.name, refused.status, refused.message)
+    try:
+        with platform().db.session() as session:
+            session.add(
+                Rejection(
+                    id=new_id("rej"),
+                    endpoint_id=endpoint.id,
+                    status=refused.status,
+                    reason=refused.message,
+                    remote_addr=request.remote_addr,
+                    headers=redact_headers(headers, secret_header_names(endpoint.auth)),
+                )
+            )
+    except SQLAlchemyError as exc:
+        log.warning("could not log rejection: %s", exc)

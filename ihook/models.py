@@ -1,0 +1,221 @@
+"""SQLAlchemy models: the platform's tables.
+
+JSON columns are JSONB on PostgreSQL; times are stored in UTC and come back aware.
+Statuses are ``str`` enums so they read well in the database and the API.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run is in its life."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    skipped = "skipped"
+
+
+FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.skipped)
+"""Statuses a run does not leave (except by an explicit retry)."""
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model."""
+
+
+class ApiToken(Base):
+    """A management API token, stored as a SHA-256 hash."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Endpoint(Base):
+    """An incoming webhook: secret URL, auth rule, schema, dedupe rule, rate limit."""
+
+    __tablename__ = "endpoints"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_hint: Mapped[str] = mapped_column(String(16))
+    auth: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    secret_enc: Mapped[str | None] = mapped_column(Text)
+    previous_secret_enc: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    allow_ips: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    schema: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    dedupe: Mapped[str | None] = mapped_column(Text)
+    event_type: Mapped[str | None] = mapped_column(Text)
+    rate_limit: Mapped[dict[str, int] | None] = mapped_column(JSONType)
+    response_mode: Mapped[str] = mapped_column(String(8), default="async")
+    sync_timeout: Mapped[float] = mapped_column(default=10.0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Workflow(Base):
+    """A named workflow; its definition is versioned in ``workflow_versions``."""
+
+    __tablename__ = "workflows"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class WorkflowVersion(Base):
+    """One saved version of a workflow's definition; runs point at the one they ran."""
+
+    __tablename__ = "workflow_versions"
+    workflow_id: Mapped[str] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EndpointWorkflow(Base):
+    """The trigger relation: an endpoint starts these workflows."""
+
+    __tablename__ = "endpoint_workflows"
+    endpoint_id: Mapped[str] = mapped_column(
+        ForeignKey("endpoints.id", ondelete="CASCADE"), primary_key=True
+    )
+    workflow_id: Mapped[str] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Event(Base):
+    """One thing that happened, stored before anyone is told about it."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("endpoint_id", "dedupe_key", name="uq_events_dedupe"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    type: Mapped[str] = mapped_column(String(200), index=True)
+    source: Mapped[str] = mapped_column(String(200), index=True)
+    endpoint_id: Mapped[str | None] = mapped_column(ForeignKey("endpoints.id", ondelete="SET NULL"))
+    data: Mapped[Any] = mapped_column(JSONType)
+    headers: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    dedupe_key: Mapped[str | None] = mapped_column(String(500))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Run(Base):
+    """One execution of one workflow version for one event, with its step log."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_status_due", "status", "next_attempt_at"),
+        Index("ix_runs_workflow_created", "workflow_id", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
+    workflow_version: Mapped[int] = mapped_column(Integer)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    status: Mapped[RunStatus] = mapped_column(String(16), default=RunStatus.queued)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    failed_step: Mapped[str | None] = mapped_column(String(100))
+    output: Mapped[Any] = mapped_column(JSONType)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+
+
+class Record(Base):
+    """A JSON document in the built-in record store, keyed within its collection."""
+
+    __tablename__ = "records"
+    collection: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(500), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Connector(Base):
+    """A named connection to an external system; secret fields encrypted at rest."""
+
+    __tablename__ = "connectors"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    secrets_enc: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Rejection(Base):
+    """A refused ingress request, kept (without secrets) so users can see why."""
+
+    __tablename__ = "rejections"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(
+        ForeignKey("endpoints.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    headers: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)

@@ -1,0 +1,66 @@
+"""One process's handles on the platform: settings, database, vault, Redis, queue.
+
+Built once per process (API app, worker, scheduler) and passed to services, which
+never build their own.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import httpx
+from redis import Redis
+
+from connectors.outbound import OutboundPolicy
+from ihook.db import Database
+from ihook.queue import RunQueue, connect
+from ihook.secrets import Vault
+from ihook.settings import Settings
+
+
+class Platform:
+    """Lazily opened connections for one process; cheap to create."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @cached_property
+    def db(self) -> Database:
+        """The database (engine + sessions)."""
+        return Database(self.settings.database_url)
+
+    @cached_property
+    def vault(self) -> Vault:
+        """Encrypts and decrypts secrets at rest."""
+        return Vault(self.settings.require_secret_keys())
+
+    @cached_property
+    def redis(self) -> Redis:
+        """The Redis client for queues, locks and rate limits."""
+        return connect(self.settings.require_redis_url())
+
+    @cached_property
+    def queue(self) -> RunQueue:
+        """The queue runs are executed from."""
+        return RunQueue(
+            self.redis, self.settings.queue_name, job_timeout=self.settings.run_timeout + 30
+        )
+
+    @cached_property
+    def outbound(self) -> OutboundPolicy:
+        """The SSRF guard's policy for requests made by workflows."""
+        return OutboundPolicy(allow_private=self.settings.allow_private_networks)
+
+    @cached_property
+    def http_client(self) -> httpx.Client:
+        """One pooled HTTP client per process; connections are reused across runs."""
+        return httpx.Client(follow_redirects=False, timeout=self.outbound.timeout)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        if "db" in self.__dict__:
+            self.db.dispose()
+        if "redis" in self.__dict__:
+            self.redis.close()
+        if "http_client" in self.__dict__:
+            self.http_client.close()

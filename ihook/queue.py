@@ -1,0 +1,97 @@
+"""Redis and the RQ queue: how runs reach workers.
+
+Enqueueing always follows a database commit and may fail (Redis down): callers log and
+carry on, because the scheduler's sweeper enqueues any run left ``queued``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.job import Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+EXECUTE_RUN = "ihook.jobs.execute_run"
+"""Dotted path of the job that executes one run."""
+RESULT_TTL = 60
+"""Seconds RQ keeps a finished job; the outcome lives in the database."""
+IDLE_JOB_STATES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+"""Job states meaning no worker will pick the job up again."""
+
+
+def connect(url: str) -> Redis:
+    """A Redis client with short timeouts, so a dead server fails fast instead of hanging."""
+    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+
+
+def job_id(run_id: str, attempt: int) -> str:
+    """The deterministic RQ job id of a run's ``attempt`` (1-based)."""
+    return f"{run_id}-{attempt}"
+
+
+class RunQueue:
+    """The RQ queue of runs, addressed by run id and attempt number."""
+
+    def __init__(self, redis: Redis, name: str, *, job_timeout: int):
+        self.redis = redis
+        self.queue = Queue(name, connection=redis)
+        self.job_timeout = job_timeout
+
+    def enqueue(self, runs: Iterable[tuple[str, int]]) -> bool:
+        """Enqueue ``(run_id, next_attempt)`` pairs in one pipeline; False if Redis failed."""
+        datas = [
+            Queue.prepare_data(
+                EXECUTE_RUN,
+                args=(run_id,),
+                job_id=job_id(run_id, attempt),
+                timeout=self.job_timeout,
+                result_ttl=RESULT_TTL,
+                failure_ttl=24 * 3600,
+            )
+            for run_id, attempt in runs
+        ]
+        if not datas:
+            return True
+        try:
+            with self.redis.pipeline() as pipe:
+                self.queue.enqueue_many(datas, pipeline=pipe)
+                pipe.execute()
+        except RedisError as exc:
+            log.warning("could not enqueue %d run(s), the sweeper will: %s", len(datas), exc)
+            return False
+        return True
+
+    def enqueue_in(self, delay: timedelta, run_id: str, attempt: int) -> bool:
+        """Schedule a retry of a run; False if Redis failed (the sweeper catches it up)."""
+        try:
+            self.queue.enqueue_in(
+                delay,
+                EXECUTE_RUN,
+                run_id,
+                job_id=job_id(run_id, attempt),
+                job_timeout=self.job_timeout,
+                result_ttl=RESULT_TTL,
+            )
+        except RedisError as exc:
+            log.warning("could not schedule retry of %s: %s", run_id, exc)
+            return False
+        return True
+
+    def missing(self, runs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+        """The runs whose job for that attempt is absent from Redis or already over."""
+        jobs = Job.fetch_many([job_id(r, a) for r, a in runs], connection=self.redis)
+        return [
+            run
+            for run, job in zip(runs, jobs, strict=True)
+            if job is None or job.get_status(refresh=False) in IDLE_JOB_STATES
+        ]
+
+    def depth(self) -> int:
+        """How many jobs wait in the queue."""
+        return self.queue.count

@@ -1,0 +1,1 @@
+"""Services: the platform's operations on an explicit session, with no Flask in sight."""

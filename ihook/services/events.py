@@ -1,0 +1,130 @@
+"""Events: stored with their queued runs in one transaction, listed, replayed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ihook.db import Database
+from ihook.errors import NotFound
+from ihook.ids import new_id
+from ihook.models import EndpointWorkflow, Event, Run, Workflow
+from ihook.services.common import page
+
+
+@dataclass
+class Accepted:
+    """What storing an event produced: its id, the runs queued, or that it was a duplicate."""
+
+    event_id: str
+    run_ids: list[str] = field(default_factory=list)
+    duplicate: bool = False
+
+
+def store_event(
+    db: Database,
+    *,
+    type: str,
+    source: str,
+    data: Any,
+    headers: dict[str, str],
+    endpoint_id: str | None = None,
+    dedupe_key: str | None = None,
+) -> Accepted:
+    """Commit an event and a queued run for each enabled workflow its endpoint triggers.
+
+    A repeated ``dedupe_key`` on the same endpoint stores nothing and names the first
+    event. Raises SQLAlchemy errors when the database cannot take it.
+    """
+    try:
+        with db.session() as session:
+            if dedupe_key is not None:
+                seen = _find_duplicate(session, endpoint_id, dedupe_key)
+                if seen:
+                    return Accepted(seen, duplicate=True)
+            event = Event(
+                id=new_id("evt"),
+                type=type,
+                source=source,
+                endpoint_id=endpoint_id,
+                data=data,
+                headers=headers,
+                dedupe_key=dedupe_key,
+            )
+            session.add(event)
+            runs = _queue_runs(session, event.id, _bound_workflows(session, endpoint_id))
+            return Accepted(event.id, [run.id for run in runs])
+    except IntegrityError:
+        if dedupe_key is None:
+            raise
+        with db.session() as session:  # lost a race with the same delivery
+            seen = _find_duplicate(session, endpoint_id, dedupe_key)
+        if seen is None:
+            raise
+        return Accepted(seen, duplicate=True)
+
+
+def replay_event(session: Session, event_id: str) -> list[str]:
+    """Queue the event again for every enabled workflow its endpoint triggers now."""
+    event = get_event(session, event_id)
+    runs = _queue_runs(session, event.id, _bound_workflows(session, event.endpoint_id))
+    return [run.id for run in runs]
+
+
+def get_event(session: Session, event_id: str) -> Event:
+    """The event, or NotFound."""
+    event = session.get(Event, event_id)
+    if event is None:
+        raise NotFound(f"event {event_id} not found")
+    return event
+
+
+def list_events(
+    session: Session,
+    *,
+    type: str | None = None,
+    source: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[Event]:
+    """Events newest first, filtered by type, source and time range."""
+    query = select(Event)
+    if type:
+        query = query.where(Event.type == type)
+    if source:
+        query = query.where(Event.source == source)
+    query = page(query, Event.received_at, since=since, until=until, after=after, limit=limit)
+    return list(session.scalars(query))
+
+
+def _find_duplicate(session: Session, endpoint_id: str | None, key: str) -> str | None:
+    query = select(Event.id).where(Event.endpoint_id == endpoint_id, Event.dedupe_key == key)
+    return session.scalar(query)
+
+
+def _bound_workflows(session: Session, endpoint_id: str | None) -> list[tuple[str, int]]:
+    if endpoint_id is None:
+        return []
+    query = (
+        select(Workflow.id, Workflow.version)
+        .join(EndpointWorkflow, EndpointWorkflow.workflow_id == Workflow.id)
+        .where(EndpointWorkflow.endpoint_id == endpoint_id, Workflow.enabled.is_(True))
+        .order_by(Workflow.id)
+    )
+    return list(session.execute(query).tuples())
+
+
+def _queue_runs(session: Session, event_id: str, workflows: list[tuple[str, int]]) -> list[Run]:
+    runs = [
+        Run(id=new_id("run"), workflow_id=wf, workflow_version=version, event_id=event_id)
+        for wf, version in workflows
+    ]
+    session.add_all(runs)
+    return runs

@@ -1,0 +1,166 @@
+"""Runs: their life cycle (claim, finish, retry) and the sweeps that keep none lost.
+
+A run moves ``queued → running → succeeded | failed | skipped``. Every transition is one
+conditional UPDATE, so a job delivered twice, a late worker or two schedulers racing
+change nothing they should not.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ihook.errors import Conflict, NotFound
+from ihook.models import FINISHED, Run, RunStatus, utcnow
+from ihook.services.common import page
+
+BACKOFF_BASE = 2.0
+"""Seconds before the first retry of a retryable failure; doubled on each attempt."""
+BACKOFF_MAX = 3600.0
+"""Longest wait between two attempts."""
+SWEEP_BATCH = 500
+"""Runs a sweep looks at in one pass."""
+
+
+def backoff(attempt: int) -> timedelta:
+    """How long to wait after failed ``attempt`` (1-based): 2 s, 4 s, 8 s … capped at 1 h."""
+    return timedelta(seconds=min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_MAX))
+
+
+def get_run(session: Session, run_id: str) -> Run:
+    """The run, or NotFound."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    return run
+
+
+def list_runs(
+    session: Session,
+    *,
+    workflow_id: str | None = None,
+    event_id: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[Run]:
+    """Runs newest first, filtered by workflow, event, status and time range."""
+    query = select(Run)
+    if workflow_id:
+        query = query.where(Run.workflow_id == workflow_id)
+    if event_id:
+        query = query.where(Run.event_id == event_id)
+    if status:
+        query = query.where(Run.status == status)
+    query = page(query, Run.created_at, since=since, until=until, after=after, limit=limit)
+    return list(session.scalars(query))
+
+
+def claim_run(session: Session, run_id: str, *, timeout: int) -> Run | None:
+    """Mark a due queued run ``running`` for this worker; None when it is not ours to run."""
+    now = utcnow()
+    claimed = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.queued, Run.next_attempt_at <= now)
+        .values(
+            status=RunStatus.running,
+            attempt=Run.attempt + 1,
+            started_at=now,
+            deadline_at=now + timedelta(seconds=timeout),
+        )
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    session.expire_all()
+    return session.get(Run, run_id)
+
+
+def finish_run(
+    session: Session,
+    run: Run,
+    *,
+    status: RunStatus,
+    steps: list[dict[str, Any]],
+    output: Any = None,
+    error: str | None = None,
+    failed_step: str | None = None,
+    retry_in: timedelta | None = None,
+) -> bool:
+    """Record the outcome of the attempt ``run`` holds; with ``retry_in``, queue it again.
+
+    Returns False (and writes nothing) when the run is no longer this attempt's: the
+    sweeper gave it to another worker.
+    """
+    now = utcnow()
+    values: dict[str, Any] = {"steps": steps, "output": output, "error": error}
+    values["failed_step"] = failed_step
+    if retry_in is not None:
+        values.update(status=RunStatus.queued, next_attempt_at=now + retry_in, deadline_at=None)
+    else:
+        values.update(status=status, finished_at=now, deadline_at=None)
+    done = session.execute(
+        update(Run)
+        .where(Run.id == run.id, Run.status == RunStatus.running, Run.attempt == run.attempt)
+        .values(**values)
+    )
+    return done.rowcount == 1  # type: ignore[attr-defined]
+
+
+def retry_run(session: Session, run_id: str) -> Run:
+    """Queue a finished run again now (a new attempt on the same workflow version)."""
+    run = get_run(session, run_id)
+    if run.status not in FINISHED:
+        raise Conflict(f"run {run_id} is {run.status}; only finished runs can be retried")
+    run.status = RunStatus.queued
+    run.next_attempt_at = utcnow()
+    run.finished_at = None
+    run.error = None
+    run.failed_step = None
+    return run
+
+
+def due_queued(session: Session, *, grace: int) -> list[tuple[str, int]]:
+    """``(run_id, next attempt)`` of queued runs due for at least ``grace`` seconds."""
+    cutoff = utcnow() - timedelta(seconds=grace)
+    query = (
+        select(Run.id, Run.attempt)
+        .where(Run.status == RunStatus.queued, Run.next_attempt_at <= cutoff)
+        .order_by(Run.next_attempt_at)
+        .limit(SWEEP_BATCH)
+    )
+    return [(run_id, attempt + 1) for run_id, attempt in session.execute(query).tuples()]
+
+
+def release_stuck(session: Session, *, max_attempts: int) -> list[tuple[str, int]]:
+    """Queue again the runs ``running`` past their deadline (their worker died).
+
+    Runs that used up their attempts fail instead. Returns the re-queued runs.
+    """
+    now = utcnow()
+    stuck = session.execute(
+        select(Run.id, Run.attempt)
+        .where(Run.status == RunStatus.running, Run.deadline_at < now)
+        .limit(SWEEP_BATCH)
+    ).tuples()
+    requeued = []
+    for run_id, attempt in stuck:
+        lost = update(Run).where(
+            Run.id == run_id, Run.status == RunStatus.running, Run.attempt == attempt
+        )
+        note = f"attempt {attempt} did not finish before its deadline (worker lost)"
+        if attempt >= max_attempts:
+            session.execute(
+                lost.values(status=RunStatus.failed, finished_at=now, deadline_at=None, error=note)
+            )
+            continue
+        changed = session.execute(
+            lost.values(status=RunStatus.queued, next_attempt_at=now, deadline_at=None, error=note)
+        )
+        if changed.rowcount == 1:  # type: ignore[attr-defined]
+            requeued.append((run_id, attempt + 1))
+    return requeued

@@ -1,0 +1,57 @@
+"""The sweeper: the scheduler's guarantee that nothing acknowledged is lost.
+
+Each pass (1) re-queues runs stuck ``running`` past their deadline — their worker died —
+and (2) enqueues runs left ``queued`` with no live job in Redis — Redis was down when
+they were accepted, or lost them. Safe to run in several schedulers at once: the
+database updates are conditional and a run executes only after a worker claims it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from ihook.platform import Platform
+from ihook.services.runs import due_queued, release_stuck
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL = 2.0
+"""Seconds between two sweeps."""
+
+
+@dataclass
+class Sweep:
+    """What one pass did."""
+
+    released: int = 0
+    enqueued: int = 0
+
+
+def sweep_once(platform: Platform) -> Sweep:
+    """One pass over stuck and forgotten runs."""
+    settings = platform.settings
+    with platform.db.session() as session:
+        released = release_stuck(session, max_attempts=settings.max_attempts)
+    if released:
+        log.warning("re-queued %d run(s) whose worker was lost", len(released))
+    with platform.db.session() as session:
+        due = due_queued(session, grace=settings.sweep_grace)
+    missing = platform.queue.missing(released + due) if released or due else []
+    if missing and platform.queue.enqueue(missing):
+        log.warning("enqueued %d run(s) that had no job in Redis", len(missing))
+    return Sweep(released=len(released), enqueued=len(missing))
+
+
+def run_forever(platform: Platform, *, interval: float = SWEEP_INTERVAL) -> None:
+    """Sweep every ``interval`` seconds; a failing database or Redis is logged and retried."""
+    while True:
+        try:
+            sweep_once(platform)
+        except (RedisError, SQLAlchemyError) as exc:
+            log.warning("sweep failed, will retry: %s", exc)
+        time.sleep(interval)
