@@ -151,7 +151,7 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(200), index=True)
     source: Mapped[str] = mapped_column(String(200), index=True)
     endpoint_id: Mapped[str | None] = mapped_column(ForeignKey("endpoints.id", ondelete="SET NULL"))
-    data: Mapped[Any] = mapped_column(JSONType)
+    data: Mapped[Any] = mapped_column(JSONType, nullable=True)
     headers: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     dedupe_key: Mapped[str | None] = mapped_column(String(500))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -178,7 +178,7 @@ class Run(Base):
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     failed_step: Mapped[str | None] = mapped_column(String(100))
-    output: Mapped[Any] = mapped_column(JSONType)
+    output: Mapped[Any] = mapped_column(JSONType, nullable=True)
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
 
 

@@ -118,7 +118,7 @@ def _bound_workflows(session: Session, endpoint_id: str | None) -> list[tuple[st
         .where(EndpointWorkflow.endpoint_id == endpoint_id, Workflow.enabled.is_(True))
         .order_by(Workflow.id)
     )
-    return list(session.execute(query).tuples())
+    return list(session.execute(query).all())
 
 
 def _queue_runs(session: Session, event_id: str, workflows: list[tuple[str, int]]) -> list[Run]:

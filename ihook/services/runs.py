@@ -133,7 +133,7 @@ def due_queued(session: Session, *, grace: int) -> list[tuple[str, int]]:
         .order_by(Run.next_attempt_at)
         .limit(SWEEP_BATCH)
     )
-    return [(run_id, attempt + 1) for run_id, attempt in session.execute(query).tuples()]
+    return [(run_id, attempt + 1) for run_id, attempt in session.execute(query).all()]
 
 
 def release_stuck(session: Session, *, max_attempts: int) -> list[tuple[str, int]]:
@@ -146,7 +146,7 @@ def release_stuck(session: Session, *, max_attempts: int) -> list[tuple[str, int
         select(Run.id, Run.attempt)
         .where(Run.status == RunStatus.running, Run.deadline_at < now)
         .limit(SWEEP_BATCH)
-    ).tuples()
+    ).all()
     requeued = []
     for run_id, attempt in stuck:
         lost = update(Run).where(

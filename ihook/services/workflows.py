@@ -29,7 +29,7 @@ def list_workflows(session: Session) -> list[Workflow]:
 
 def validate(session: Session, doc: dict[str, Any]) -> dict[str, Any]:
     """The normalized definition, or Invalid naming each step and field at fault."""
-    kinds = dict(session.execute(select(Connector.name, Connector.kind)).tuples())
+    kinds = dict(session.execute(select(Connector.name, Connector.kind)).all())
     try:
         definition = validate_definition(doc, connectors=kinds)
     except DefinitionError as exc:
@@ -121,7 +121,7 @@ def _endpoint_ids(session: Session, trigger: dict[str, Any]) -> list[str]:
         return []
     names = [names] if isinstance(names, str) else list(names)
     found = dict(
-        session.execute(select(Endpoint.name, Endpoint.id).where(Endpoint.name.in_(names))).tuples()
+        session.execute(select(Endpoint.name, Endpoint.id).where(Endpoint.name.in_(names))).all()
     )
     unknown = [n for n in names if n not in found]
     if unknown:

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from workflows.errors import ExpressionError
+from workflows.expressions import (
+    check_jmespath,
+    check_template,
+    compile_jmespath,
+    compile_template,
+    referenced_steps,
+    render,
+    search,
+    truthy,
+)
+
+
+def test_custom_functions() -> None:
+    data = {"name": " Ada ", "missing": None}
+    assert search("lower(name)", data) == " ada "
+    assert search("upper(name)", data) == " ADA "
+    assert search("trim(name)", data) == "Ada"
+    assert search("default(missing, 'x')", data) == "x"
+    assert search("default(name, 'x')", data) == " Ada "
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", search("now()", {}))
+    assert re.fullmatch(r"[0-9a-f-]{36}", search("uuid()", {}))
+
+
+def test_builtin_jmespath_still_works() -> None:
+    assert search("items[?n > `1`].n", {"items": [{"n": 1}, {"n": 2}]}) == [2]
+
+
+def test_compiled_expressions_are_cached() -> None:
+    assert compile_jmespath("a.b") is compile_jmespath("a.b")
+    assert compile_template("{{ a }}") is compile_template("{{ a }}")
+
+
+def test_bad_jmespath_is_refused() -> None:
+    with pytest.raises(ExpressionError, match="bad jmespath"):
+        check_jmespath("a[")
+    with pytest.raises(ExpressionError, match="unknown function"):
+        check_jmespath("nope(a)")
+    with pytest.raises(ExpressionError):
+        check_jmespath("")
+
+
+def test_failing_evaluation_raises_expression_error() -> None:
+    with pytest.raises(ExpressionError, match="failed"):
+        search("lower(n)", {"n": 5})
+
+
+def test_render_and_tojson() -> None:
+    assert render("Hi {{ data.name }}", {"data": {"name": "Ada"}}) == "Hi Ada"
+    assert render("{{ v | tojson }}", {"v": {"a": "<&>"}}) == '{"a": "<&>"}'
+    assert len(render("{{ uuid() }}", {})) == 36
+
+
+def test_undefined_names_fail() -> None:
+    with pytest.raises(ExpressionError, match="has no attribute"):
+        render("{{ data.nope }}", {"data": {}})
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ data.__class__ }}",
+    ],
+)
+def test_sandbox_refuses_unsafe_access(template: str) -> None:
+    with pytest.raises(ExpressionError):
+        render(template, {"data": {}})
+
+
+def test_check_template() -> None:
+    check_template("{{ a }} {% if b %}x{% endif %}")
+    with pytest.raises(ExpressionError, match="bad template"):
+        check_template("{{ a ")
+    with pytest.raises(ExpressionError):
+        check_template("{{ a | no_such_filter }}")
+
+
+def test_truthy_follows_jmespath() -> None:
+    assert [truthy(v) for v in (None, False, "", [], {})] == [False] * 5
+    assert all(truthy(v) for v in (0, "x", [0], {"a": 1}, True))
+
+
+def test_referenced_steps() -> None:
+    src = "steps.a.x && data.steps.b || steps . c"
+    assert referenced_steps(src) == {"a", "c"}
+    assert referenced_steps("/m/{{ steps.save.key }}") == {"save"}
