@@ -30,6 +30,8 @@ def main(log_level: str) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every URL at INFO; URLs may carry credentials in their query strings.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @main.command()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import request
 from redis import Redis
 from sqlalchemy import create_engine, text
 
@@ -152,9 +153,19 @@ def platform(settings: Settings) -> Iterator[Platform]:
 
 @pytest.fixture
 def app(platform: Platform):
+    """The app; a test fails if any request it makes is answered with a 5xx but 503."""
     app = create_app(platform=platform)
     app.config["TESTING"] = True
-    return app
+    errors: list[str] = []
+
+    @app.after_request
+    def _no_server_errors(response):
+        if response.status_code >= 500 and response.status_code != 503:
+            errors.append(f"{response.status_code} for {request.method} {request.path}")
+        return response
+
+    yield app
+    assert not errors, errors
 
 
 class ApiClient:

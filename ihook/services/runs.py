@@ -23,6 +23,8 @@ BACKOFF_MAX = 3600.0
 """Longest wait between two attempts."""
 SWEEP_BATCH = 500
 """Runs a sweep looks at in one pass."""
+EARLY_CLAIM = timedelta(seconds=1)
+"""How early a retry may be claimed: RQ's scheduler keeps times to the whole second."""
 
 
 def backoff(attempt: int) -> timedelta:
@@ -66,7 +68,11 @@ def claim_run(session: Session, run_id: str, *, timeout: int) -> Run | None:
     now = utcnow()
     claimed = session.execute(
         update(Run)
-        .where(Run.id == run_id, Run.status == RunStatus.queued, Run.next_attempt_at <= now)
+        .where(
+            Run.id == run_id,
+            Run.status == RunStatus.queued,
+            Run.next_attempt_at <= now + EARLY_CLAIM,
+        )
         .values(
             status=RunStatus.running,
             attempt=Run.attempt + 1,

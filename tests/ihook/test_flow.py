@@ -100,7 +100,7 @@ def test_crm_503_then_200_is_retried_and_succeeds(client, httpserver, worker):
     httpserver.expect_request("/members/m-7/activities").respond_with_handler(flaky)
     endpoint = lms_with_crm(client, httpserver.url_for("/"))
     answer = post(client, endpoint, completion("m-7"), "msg_4")
-    run = wait_for(lambda: finished(client, answer.json["runs"][0]), timeout=60)
+    run = wait_for(lambda: finished(client, answer.json["runs"][0]), timeout=20)
     assert run["status"] == "succeeded"
     assert run["attempt"] == 2
     assert len(httpserver.log) == 2
