@@ -56,11 +56,13 @@ def worker(burst: bool, fork: bool) -> None:
     jobs.use_platform(p)
     worker_class = Worker if fork else SimpleWorker
     while True:
+        rq_worker = worker_class([p.settings.queue_name], connection=p.redis)
         try:
-            rq_worker = worker_class([p.settings.queue_name], connection=p.redis)
             rq_worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
             return
         except RedisConnectionError as exc:
+            if rq_worker._stop_requested:
+                return  # asked to stop while Redis was away: stop, do not reconnect
             # Redis restarts must not take workers down: runs wait in the database.
             logging.getLogger(__name__).warning("Redis unavailable (%s); retrying in 1 s", exc)
             time.sleep(1)
