@@ -8,7 +8,7 @@ import sys
 import time
 
 import click
-from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from ihook import __version__
 from ihook.platform import Platform
@@ -56,16 +56,19 @@ def worker(burst: bool, fork: bool) -> None:
     jobs.use_platform(p)
     worker_class = Worker if fork else SimpleWorker
     while True:
-        rq_worker = worker_class([p.settings.queue_name], connection=p.redis)
+        rq_worker = None
         try:
+            rq_worker = worker_class([p.settings.queue_name], connection=p.redis)
             rq_worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
-            return
-        except RedisConnectionError as exc:
-            if rq_worker._stop_requested:
-                return  # asked to stop while Redis was away: stop, do not reconnect
-            # Redis restarts must not take workers down: runs wait in the database.
-            logging.getLogger(__name__).warning("Redis unavailable (%s); retrying in 1 s", exc)
-            time.sleep(1)
+        except RedisError as exc:
+            logging.getLogger(__name__).warning("Redis unavailable: %s", exc)
+        stopping = rq_worker is not None and rq_worker._shutdown_requested_date is not None
+        if burst or stopping:
+            return  # done, or asked to stop (SIGTERM / Ctrl-C)
+        # RQ's worker quits when Redis goes away; runs wait safely in the database, so
+        # start a new one once Redis answers again rather than leave the host without one.
+        logging.getLogger(__name__).warning("worker stopped unexpectedly; restarting in 1 s")
+        time.sleep(1)
 
 
 @main.command()

@@ -70,7 +70,7 @@ def test_a_thousand_webhooks_survive_redis_stopping(client, platform, processes,
         counts = status_counts(platform)
         return counts if counts.get("succeeded", 0) + counts.get("failed", 0) == 1000 else None
 
-    counts = wait_for(all_finished, timeout=240, interval=0.5)
+    counts = wait_for(all_finished, timeout=180, interval=0.5)
     assert counts == {"succeeded": 1000}, processes.logs()[-3000:]
     with platform.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Event)) == 1000
