@@ -20,7 +20,11 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
 
 def init_app(app: Flask, *, url_prefix: str = "", platform: Platform | None = None) -> Flask:
     """Mount ihook (API under ``{url_prefix}/api``, ingress under ``{url_prefix}/hooks``)."""
-    app.extensions[EXTENSION] = platform or Platform(Settings.from_env())
+    platform = platform or Platform(Settings.from_env())
+    # Fail at start, not on the first webhook: both are needed to accept one.
+    platform.settings.require_secret_keys()
+    platform.settings.require_redis_url()
+    app.extensions[EXTENSION] = platform
     app.config.setdefault("MAX_CONTENT_LENGTH", None)  # ingress enforces its own cap
     app.json.sort_keys = False  # type: ignore[attr-defined]
     register_api(app, url_prefix=url_prefix)

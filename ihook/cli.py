@@ -40,6 +40,7 @@ def main(log_level: str) -> None:
 def api(bind: str, workers: int) -> None:
     """Serve the API and /hooks/{key} with gunicorn."""
     args = ["gunicorn", "--bind", bind, "--workers", str(workers), "--access-logfile", "-"]
+    args += ["--logger-class", "ihook.accesslog.RedactingLogger"]
     os.execvp(sys.executable, [sys.executable, "-m", *args, "ihook.wsgi:app"])
 
 
@@ -103,7 +104,9 @@ def token_create(name: str) -> None:
     """Create a token and print it (shown this once)."""
     from ihook.services.tokens import create_token
 
-    with _platform().db.session() as session:
+    p = _platform()
+    p.db.upgrade()  # a fresh install may create its first token before anything else
+    with p.db.session() as session:
         _, value = create_token(session, name)
     click.echo(value)
 

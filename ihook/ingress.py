@@ -7,6 +7,8 @@ refusal has its own status and reason (DESIGN.md §3) and is logged without secr
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import time
@@ -20,13 +22,14 @@ from jmespath.exceptions import JMESPathError
 from jsonschema import Draft202012Validator
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.formparser import parse_form_data
 
 from ihook import ratelimit
 from ihook.api.context import platform
 from ihook.ids import new_id
 from ihook.ingress_auth import AuthFailed, check_ip, secret_header_names, verify_request
 from ihook.models import FINISHED, Endpoint, Rejection, Run
-from ihook.secrets import hash_token, redact_headers
+from ihook.secrets import SecretError, hash_token, redact_headers
 from ihook.services.endpoints import current_secrets
 from ihook.services.events import store_event
 
@@ -38,6 +41,10 @@ DEFAULT_EVENT_TYPE = "webhook.received"
 """Event type when the endpoint names no ``event_type`` expression."""
 SYNC_POLL = 0.05
 """Seconds between two looks at a sync endpoint's runs."""
+MAX_TYPE_LENGTH = 200
+"""Longest event type (the column's size)."""
+MAX_DEDUPE_LENGTH = 200
+"""Longer dedupe keys are stored as their SHA-256, which fits the column and stays unique."""
 
 
 class Refused(Exception):
@@ -89,22 +96,35 @@ def _accept(endpoint: Endpoint) -> tuple[Response, int]:
         if wait:
             raise Refused(429, "rate limit exceeded", headers={"Retry-After": str(wait)})
     try:
-        verify_request(endpoint.auth, current_secrets(endpoint, p.vault), headers, body)
+        secrets = current_secrets(endpoint, p.vault)
+    except SecretError:
+        log.error(
+            "ingress: cannot decrypt the secret of %s (IHOOK_SECRET_KEY changed?)", endpoint.name
+        )
+        raise Refused(503, "this endpoint's secret cannot be read; the operator is told") from None
+    try:
+        verify_request(endpoint.auth, secrets, headers, body)
     except AuthFailed as exc:
         raise Refused(401, f"authentication failed: {exc.reason}") from None
     data = _parse(headers.get("content-type", ""), body)
     if endpoint.schema is not None:
         _validate(endpoint.schema, data)
     scope = {"headers": headers, "data": data}
+    event_type = _evaluate(endpoint.event_type, scope, "event_type") or DEFAULT_EVENT_TYPE
+    if len(event_type) > MAX_TYPE_LENGTH:
+        raise Refused(422, f"event type longer than {MAX_TYPE_LENGTH} characters")
+    dedupe_key = _evaluate(endpoint.dedupe, scope, "dedupe")
+    if dedupe_key is not None and len(dedupe_key) > MAX_DEDUPE_LENGTH:
+        dedupe_key = "sha256:" + hashlib.sha256(dedupe_key.encode()).hexdigest()
     try:
         accepted = store_event(
             p.db,
-            type=_evaluate(endpoint.event_type, scope, "event_type") or DEFAULT_EVENT_TYPE,
+            type=event_type,
             source=f"endpoint:{endpoint.name}",
             data=data,
             headers=redact_headers(headers, secret_header_names(endpoint.auth)),
             endpoint_id=endpoint.id,
-            dedupe_key=_evaluate(endpoint.dedupe, scope, "dedupe"),
+            dedupe_key=dedupe_key,
         )
     except SQLAlchemyError as exc:
         log.error("ingress: could not store event for %s: %s", endpoint.name, exc)
@@ -131,9 +151,17 @@ def _parse(content_type: str, body: bytes) -> Any:
             raise Refused(400, f"malformed form body: {exc}") from None
         return {name: values[0] if len(values) == 1 else values for name, values in fields.items()}
     if mime == "multipart/form-data":
-        return {
-            name: values[0] if len(values) == 1 else values for name, values in request.form.lists()
+        # The stream was read for the signature; parse the same bytes again.
+        environ = {
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": content_type,
+            "REQUEST_METHOD": "POST",
         }
+        _, form, files = parse_form_data(environ)
+        if files:
+            raise Refused(415, "file uploads are not accepted; send the fields only")
+        return {name: values[0] if len(values) == 1 else values for name, values in form.lists()}
     raise Refused(
         415,
         f"content type {mime or '(none)'!r} is not accepted; send application/json or a form",
@@ -173,7 +201,7 @@ def _wait_for_runs(event_id: str, run_ids: list[str], timeout: float) -> tuple[R
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with p.db.session() as session:
-            runs = list(session.scalars(select(Run).where(Run.id.in_(run_ids))))
+            runs = list(session.scalars(select(Run).where(Run.id.in_(run_ids)).order_by(Run.id)))
         if all(run.status in FINISHED for run in runs):
             first = runs[0]
             return jsonify(

@@ -52,11 +52,9 @@ def execute_run(run_id: str) -> str:
             )
         return "failed"
     try:
-        resources = Resources(
-            connectors=_connectors(p, connectors),
-            outbound=p.outbound,
-            http_client=p.http_client,
-        )
+        # No http_client: the outbound guard's shared one (no proxies from the
+        # environment, no cookies kept between targets) serves every request.
+        resources = Resources(connectors=_connectors(p, connectors), outbound=p.outbound)
         result = run_workflow(
             version.definition,
             event_document(event),
@@ -105,7 +103,7 @@ def _connectors(p: Platform, rows: list[Connector]) -> dict[str, Any]:
         config = dict(row.config)
         if row.secrets_enc:
             config.update(json.loads(p.vault.decrypt(row.secrets_enc)))
-        built[row.name] = build_connector(row.kind, config, policy=p.outbound, client=p.http_client)
+        built[row.name] = build_connector(row.kind, config, policy=p.outbound)
     return built
 
 

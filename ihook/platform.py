@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from functools import cached_property
 
-import httpx
 from redis import Redis
 
 from connectors.outbound import OutboundPolicy
@@ -51,16 +50,9 @@ class Platform:
         """The SSRF guard's policy for requests made by workflows."""
         return OutboundPolicy(allow_private=self.settings.allow_private_networks)
 
-    @cached_property
-    def http_client(self) -> httpx.Client:
-        """One pooled HTTP client per process; connections are reused across runs."""
-        return httpx.Client(follow_redirects=False, timeout=self.outbound.timeout)
-
     def close(self) -> None:
         """Release pooled connections."""
         if "db" in self.__dict__:
             self.db.dispose()
         if "redis" in self.__dict__:
             self.redis.close()
-        if "http_client" in self.__dict__:
-            self.http_client.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 DEFAULT_DATA_DIR = "./.ihook"
@@ -63,7 +63,6 @@ class Settings:
     sweep_grace: int = DEFAULT_SWEEP_GRACE
     queue_name: str = DEFAULT_QUEUE
     public_url: str = "http://127.0.0.1:8000"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

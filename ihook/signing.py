@@ -36,9 +36,19 @@ class SignatureError(Exception):
         self.reason = reason
 
 
+MIN_SECRET_BYTES = 16
+"""Shortest HMAC key accepted from a user (generated ones have 24 bytes)."""
+
+
 def generate_secret() -> str:
     """A new Standard Webhooks secret: ``whsec_`` + base64 of 24 random bytes."""
     return SECRET_PREFIX + base64.b64encode(token_bytes(SECRET_BYTES)).decode()
+
+
+def check_secret(secret: str) -> None:
+    """Raise SignatureError unless ``secret`` is usable: (``whsec_``) base64 of ≥ 16 bytes."""
+    if len(_key(secret)) < MIN_SECRET_BYTES:
+        raise SignatureError(f"secret must decode to at least {MIN_SECRET_BYTES} bytes")
 
 
 def _key(secret: str) -> bytes:

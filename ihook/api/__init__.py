@@ -31,13 +31,26 @@ PROTECTED = {m.blp.name for m in BLUEPRINTS if m is not health}
 """Blueprints whose routes need a bearer token (all but health)."""
 
 
+class IhookApi(Api):
+    """flask-smorest's Api, with a ``message`` on every error (webargs' 422s lack one)."""
+
+    def handle_http_exception(self, error):  # type: ignore[no-untyped-def]
+        payload, status, headers = super().handle_http_exception(error)
+        if "message" not in payload:
+            invalid = status == 422 and "errors" in payload
+            payload["message"] = "invalid request: see errors" if invalid else error.description
+        return payload, status, headers
+
+
 def register_api(app: Flask, url_prefix: str = "") -> Api:
     """Mount the API, its docs and its error handling on ``app``."""
     for key, value in OPENAPI.items():
         app.config.setdefault(key, value)
     if url_prefix:
         app.config["OPENAPI_URL_PREFIX"] = f"{url_prefix}/api"
-    api = Api(app, spec_kwargs={"info": {"description": "Manage ihook: webhooks and workflows."}})
+    api = IhookApi(
+        app, spec_kwargs={"info": {"description": "Manage ihook: webhooks and workflows."}}
+    )
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]
     app.before_request(_require_token)

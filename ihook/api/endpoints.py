@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
@@ -13,9 +14,11 @@ from ihook.api.schemas import (
     EndpointPatchSchema,
     EndpointSchema,
     EndpointSecretsSchema,
+    ListArgs,
+    RejectionSchema,
     RotateSchema,
 )
-from ihook.models import Endpoint
+from ihook.models import Endpoint, Rejection
 from ihook.services import endpoints as service
 
 blp = Blueprint(
@@ -38,7 +41,8 @@ def present(session: Session, endpoint: Endpoint, created: service.Created | Non
     body["workflows"] = service.workflow_ids(session, endpoint.id)
     if created is not None:
         if created.key:
-            body["ingest_url"] = f"{platform().settings.public_url}/hooks/{created.key}"
+            path = url_for("ingress.receive", key=created.key)
+            body["ingest_url"] = platform().settings.public_url + path
         if created.secret:
             body["secret"] = created.secret
     return body
@@ -74,7 +78,7 @@ class EndpointById(MethodView):
         with platform().db.session() as session:
             return present(session, service.get_endpoint(session, endpoint_id))
 
-    @blp.arguments(EndpointPatchSchema(partial=True))
+    @blp.arguments(EndpointPatchSchema)
     @blp.response(200, EndpointSchema)
     def patch(self, body: dict, endpoint_id: str) -> dict:
         """Change an endpoint (its secret changes only through rotate-secret)"""
@@ -102,3 +106,13 @@ class RotateSecret(MethodView):
         with p.db.session() as session:
             created = service.rotate_secret(session, p.vault, endpoint_id, **body)
             return present(session, created.endpoint, created)
+
+
+@blp.route("/<endpoint_id>/rejections")
+class Rejections(MethodView):
+    @blp.arguments(ListArgs, location="query")
+    @blp.response(200, RejectionSchema(many=True))
+    def get(self, args: dict, endpoint_id: str) -> list[Rejection]:
+        """List requests the endpoint refused (newest first; secrets redacted)"""
+        with platform().db.session() as session:
+            return service.list_rejections(session, endpoint_id, **args)

@@ -19,6 +19,7 @@ blp = Blueprint("health", __name__, url_prefix="/api/v1/health", description="He
 
 @blp.route("")
 class Health(MethodView):
+    @blp.doc(security=[])
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema, description="the database is down")
     def get(self) -> tuple[dict, int]:

@@ -83,7 +83,13 @@ class EndpointSchema(Schema):
 
 
 class EndpointPatchSchema(EndpointSchema):
-    """Fields of an endpoint to change; the others keep their values."""
+    """Fields of an endpoint to change; the others keep their values.
+
+    Only ``name`` stops being required: nested rules (auth, rate_limit) are still
+    checked whole, so a change can never leave an endpoint half-configured.
+    """
+
+    name = fields.Str(validate=NAME)
 
 
 class EndpointSecretsSchema(EndpointSchema):
@@ -94,8 +100,9 @@ class EndpointSecretsSchema(EndpointSchema):
 
 
 class RotateSchema(Schema):
-    """Rotation options."""
+    """Rotation options; ``auth`` switches to another auth rule at the same time."""
 
+    auth = fields.Nested(AuthSchema, metadata={"description": "a new auth rule (optional)"})
     secret = fields.Str(validate=validate.Length(min=8, max=500), load_only=True)
     grace_seconds = fields.Int(load_default=86_400, validate=validate.Range(min=0, max=30 * 86400))
     rotate_key = fields.Bool(load_default=False, metadata={"description": "also a new URL key"})
@@ -206,6 +213,18 @@ class QueuedSchema(Schema):
 
     event_id = fields.Str()
     runs = fields.List(fields.Str())
+
+
+class RejectionSchema(Schema):
+    """A refused ingress request (secrets redacted)."""
+
+    id = fields.Str()
+    endpoint_id = fields.Str()
+    at = fields.DateTime()
+    status = fields.Int()
+    reason = fields.Str()
+    remote_addr = fields.Str(allow_none=True)
+    headers = fields.Dict()
 
 
 class RecordSchema(Schema):

@@ -23,7 +23,10 @@ def flush_unique(session: Session, what: str, name: str) -> None:
         with session.begin_nested():
             session.flush()
     except IntegrityError:
-        raise Conflict(f"a {what} named {name!r} exists", {"name": ["already taken"]}) from None
+        article = "an" if what[0] in "aeiou" else "a"
+        raise Conflict(
+            f"{article} {what} named {name!r} exists", {"name": ["already taken"]}
+        ) from None
 
 
 def page(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jmespath
@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session
 from ihook.errors import Invalid, NotFound
 from ihook.ids import new_id
 from ihook.ingress_auth import new_secret
-from ihook.models import Endpoint, EndpointWorkflow, Workflow, utcnow
+from ihook.models import Endpoint, EndpointWorkflow, Rejection, Workflow, utcnow
 from ihook.secrets import Vault, generate_token, hash_token
-from ihook.services.common import flush_unique
+from ihook.services.common import flush_unique, page
+from ihook.signing import SignatureError, check_secret
 
 DEFAULT_DEDUPE = {
-    "standard-webhooks": 'headers."webhook-id"',
+    "standard-webhooks": 'headers."webhook-id" || headers."svix-id"',
     "github": 'headers."x-github-delivery"',
 }
 """Dedupe rule used when an HMAC endpoint names none: the scheme's delivery id header."""
@@ -63,11 +64,27 @@ def workflow_ids(session: Session, endpoint_id: str) -> list[str]:
     return list(rows)
 
 
+def list_rejections(
+    session: Session,
+    endpoint_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[Rejection]:
+    """Refused requests of an endpoint, newest first."""
+    get_endpoint(session, endpoint_id)
+    query = select(Rejection).where(Rejection.endpoint_id == endpoint_id)
+    query = page(query, Rejection.at, since=since, until=until, after=after, limit=limit)
+    return list(session.scalars(query))
+
+
 def create_endpoint(session: Session, vault: Vault, fields: dict[str, Any]) -> Created:
     """Create an endpoint; its key and secret are returned once."""
     fields = dict(fields)
     auth = dict(fields.pop("auth", None) or {"type": "none"})
-    secret = auth.pop("secret", None) or new_secret(auth)
+    secret = _usable_secret(auth, auth.pop("secret", None))
     key = generate_token("")
     bound = fields.pop("workflows", None) or []
     endpoint = Endpoint(
@@ -98,7 +115,7 @@ def update_endpoint(session: Session, endpoint_id: str, fields: dict[str, Any]) 
         if auth.pop("secret", None) is not None or auth.get("type") != endpoint.auth.get("type"):
             raise Invalid(
                 "change the auth type or secret with rotate-secret",
-                {"auth": ["type and secret change only through rotate-secret"]},
+                {"auth": ["type and secret change only through POST …/rotate-secret"]},
             )
         endpoint.auth = auth
     bound = fields.pop("workflows", None)
@@ -123,12 +140,29 @@ def rotate_secret(
     secret: str | None = None,
     grace_seconds: int = DEFAULT_GRACE_SECONDS,
     rotate_key: bool = False,
+    auth: dict[str, Any] | None = None,
 ) -> Created:
-    """Replace the auth secret (the old one works ``grace_seconds`` more) and maybe the key."""
+    """Replace the auth secret (the old one works ``grace_seconds`` more) and maybe the key.
+
+    With ``auth`` the endpoint moves to that rule; the old rule's secret then stops at once,
+    since it belongs to a different scheme.
+    """
     endpoint = get_endpoint(session, endpoint_id)
     created = Created(endpoint)
-    if endpoint.auth.get("type", "none") != "none":
-        new = secret or new_secret(endpoint.auth)
+    if auth is not None:
+        auth = dict(auth)
+        secret = auth.pop("secret", None) or secret
+        if auth.get("type") != endpoint.auth.get("type") or auth.get("scheme") != endpoint.auth.get(
+            "scheme"
+        ):
+            grace_seconds = 0
+        endpoint.auth = auth
+        if endpoint.dedupe is None and auth.get("type") == "hmac":
+            endpoint.dedupe = DEFAULT_DEDUPE.get(auth.get("scheme", ""))
+    if endpoint.auth.get("type", "none") == "none":
+        endpoint.secret_enc = endpoint.previous_secret_enc = None
+    else:
+        new = _usable_secret(endpoint.auth, secret)
         endpoint.previous_secret_enc = endpoint.secret_enc if grace_seconds > 0 else None
         endpoint.previous_secret_expires_at = (
             utcnow() + timedelta(seconds=grace_seconds) if grace_seconds > 0 else None
@@ -150,6 +184,18 @@ def current_secrets(endpoint: Endpoint, vault: Vault) -> list[str]:
     if endpoint.previous_secret_enc and expires and expires > utcnow():
         secrets.append(vault.decrypt(endpoint.previous_secret_enc))
     return secrets
+
+
+def _usable_secret(auth: dict[str, Any], secret: str | None) -> str:
+    """The given secret if it suits the rule (Invalid if not), else a new one."""
+    if not secret:
+        return new_secret(auth)
+    if auth.get("type") == "hmac" and auth.get("scheme") == "standard-webhooks":
+        try:
+            check_secret(secret)
+        except SignatureError as exc:
+            raise Invalid("unusable secret", {"auth": {"secret": [exc.reason]}}) from None
+    return secret
 
 
 def set_workflows(session: Session, endpoint_id: str, ids: list[str]) -> None:

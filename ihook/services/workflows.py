@@ -119,7 +119,7 @@ def _endpoint_ids(session: Session, trigger: dict[str, Any]) -> list[str]:
     names = trigger.get("endpoint")
     if not names:
         return []
-    names = [names] if isinstance(names, str) else list(names)
+    names = [names] if isinstance(names, str) else list(dict.fromkeys(names))
     found = dict(
         session.execute(select(Endpoint.name, Endpoint.id).where(Endpoint.name.in_(names))).all()
     )

@@ -236,3 +236,39 @@ def test_auth_types_basic_bearer_header_and_ip_allow_list(client):
     assert answer.status_code == 401 and "not allowed" in answer.json["message"]
     allowed = client.raw.post(_path(fenced), json={}, environ_base={"REMOTE_ADDR": "10.1.2.3"})
     assert allowed.status_code == 202
+
+
+def test_refusals_are_listed_per_endpoint_without_secrets(client, lms):
+    body = b'{"a": 1}'
+    headers = signed_headers(lms["secret"], body, "msg_r")
+    headers["webhook-signature"] = "v1,bm9wZQ=="
+    assert client.raw.post(_path(lms), data=body, headers=headers).status_code == 401
+    listed = client.get(f"/api/v1/endpoints/{lms['id']}/rejections").json
+    assert [(r["status"], r["reason"]) for r in listed] == [
+        (401, "authentication failed: no matching signature")
+    ]
+    assert listed[0]["headers"]["webhook-signature"] == "[redacted]"
+
+
+def test_multipart_form_fields_are_parsed(client):
+    ep = client.post("/api/v1/endpoints", json={"name": "mp", "auth": {"type": "none"}}).json
+    answer = client.raw.post(
+        _path(ep), data={"status": "completed", "id": "7"}, content_type="multipart/form-data"
+    )
+    assert answer.status_code == 202
+    event = client.get(f"/api/v1/events/{answer.json['event_id']}").json
+    assert event["data"] == {"status": "completed", "id": "7"}
+
+
+def test_a_very_long_dedupe_value_is_hashed_not_refused(client, platform):
+    ep = client.post(
+        "/api/v1/endpoints",
+        json={"name": "long", "auth": {"type": "none"}, "dedupe": "data.ref"},
+    ).json
+    ref = "r" * 5000
+    first = client.raw.post(_path(ep), json={"ref": ref})
+    again = client.raw.post(_path(ep), json={"ref": ref})
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.json["duplicate"] is True
+    with platform.db.session() as session:
+        assert session.get(Event, first.json["event_id"]).dedupe_key.startswith("sha256:")

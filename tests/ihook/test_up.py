@@ -66,5 +66,17 @@ def test_up_starts_redis_api_worker_scheduler_and_stops_cleanly(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
-    assert proc.returncode == 0, (tmp_path / "up.log").read_text()[-2000:]
+    printed = (tmp_path / "up.log").read_text()
+    assert proc.returncode == 0, printed[-2000:]
+    key = endpoint.json()["ingest_url"].rsplit("/", 1)[1]
+    assert "POST /hooks/[redacted]" in printed and key not in printed
     assert not (tmp_path / "data" / "redis.sock").exists()
+
+
+def test_access_log_lines_carry_no_ingest_key():
+    from ihook.accesslog import redact_path
+
+    assert (
+        redact_path("POST /hooks/AbC-123_x?y=1 HTTP/1.1") == "POST /hooks/[redacted]?y=1 HTTP/1.1"
+    )
+    assert redact_path("GET /api/v1/runs HTTP/1.1") == "GET /api/v1/runs HTTP/1.1"

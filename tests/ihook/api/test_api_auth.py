@@ -162,11 +162,6 @@ def test_openapi_document_lists_the_routes_with_bearer_security_and_summaries(cl
     )
 
 
-@pytest.mark.xfail(
-    reason="product bug: the OpenAPI document puts GET /api/v1/health under the global bearer "
-    "requirement (no `security: []` override), though the route needs no token",
-    strict=True,
-)
 def test_openapi_marks_health_as_needing_no_token(client):
     doc = client.raw.get("/api/openapi.json").json
     assert doc["paths"][HEALTH]["get"].get("security") == []

@@ -298,12 +298,6 @@ def test_unknown_workflow_id_is_404(client):
         assert "wf_missing" in answer.json["message"]
 
 
-@pytest.mark.xfail(
-    reason="product bug: services.workflows._bind_trigger does not dedupe trigger endpoint "
-    "names (set_workflows does), so trigger {endpoint: [lms, lms]} inserts the same "
-    "endpoint_workflows row twice: IntegrityError, a 500",
-    strict=True,
-)
 def test_trigger_naming_an_endpoint_twice_binds_it_once(client):
     ep = endpoint(client, "lms")
     answer = client.post(
