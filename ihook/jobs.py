@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from connectors import RecordsConnector, build_connector
 from ihook.models import Connector, Event, RunStatus, WorkflowVersion
 from ihook.platform import Platform
+from ihook.services.connectors import full_config
 from ihook.services.records import SqlRecordStore
 from ihook.services.runs import backoff, claim_run, finish_run
 from ihook.settings import Settings
@@ -54,14 +56,14 @@ def execute_run(run_id: str) -> str:
     try:
         # No http_client: the outbound guard's shared one (no proxies from the
         # environment, no cookies kept between targets) serves every request.
-        resources = Resources(connectors=_connectors(p, connectors), outbound=p.outbound)
+        resources = Resources(connectors=RunConnectors(p, connectors), outbound=p.outbound)
         result = run_workflow(
             version.definition,
             event_document(event),
             resources=resources,
             run={"id": run.id, "attempt": run.attempt},
         )
-    except Exception as exc:  # a bug or a broken connector config: fail visibly, never vanish
+    except Exception as exc:  # a bug in the engine: fail the run visibly, never vanish
         log.exception("run %s crashed", run_id)
         with p.db.session() as session:
             finish_run(session, run, status=RunStatus.failed, steps=[], error=f"internal: {exc}")
@@ -97,14 +99,30 @@ def event_document(event: Event) -> dict[str, Any]:
     }
 
 
-def _connectors(p: Platform, rows: list[Connector]) -> dict[str, Any]:
-    built: dict[str, Any] = {"records": RecordsConnector(SqlRecordStore(p.db))}
-    for row in rows:
-        config = dict(row.config)
-        if row.secrets_enc:
-            config.update(json.loads(p.vault.decrypt(row.secrets_enc)))
-        built[row.name] = build_connector(row.kind, config, policy=p.outbound)
-    return built
+class RunConnectors(Mapping[str, Any]):
+    """A run's connectors by name, each built when a step first asks for it.
+
+    Building lazily means one misconfigured connector fails only the steps that use
+    it, as a step error in the run log, instead of every run.
+    """
+
+    def __init__(self, p: Platform, rows: list[Connector]):
+        self._platform = p
+        self._rows = {row.name: row for row in rows}
+        self._built: dict[str, Any] = {"records": RecordsConnector(SqlRecordStore(p.db))}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            row = self._rows[name]
+            config = full_config(row, self._platform.vault)
+            self._built[name] = build_connector(row.kind, config, policy=self._platform.outbound)
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({"records", *self._rows})
+
+    def __len__(self) -> int:
+        return len({"records", *self._rows})
 
 
 def _json_safe(value: Any) -> Any:

@@ -108,6 +108,24 @@ class RotateSchema(Schema):
     rotate_key = fields.Bool(load_default=False, metadata={"description": "also a new URL key"})
 
 
+class ConnectorSchema(Schema):
+    """A named connection; ``config`` follows its kind's schema (secrets write-only)."""
+
+    id = fields.Str(dump_only=True)
+    name = fields.Str(required=True, validate=NAME)
+    kind = fields.Str(required=True, metadata={"description": "http"})
+    config = fields.Dict(metadata={"description": "e.g. {base_url, auth, headers, timeout}"})
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class ConnectorPatchSchema(Schema):
+    """What may change: the name, and config fields (merged into the stored config)."""
+
+    name = fields.Str(validate=NAME)
+    config = fields.Dict()
+
+
 class WorkflowSchema(Schema):
     """A workflow definition; saving a changed one makes a new version."""
 
