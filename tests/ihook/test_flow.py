@@ -104,3 +104,26 @@ def test_crm_503_then_200_is_retried_and_succeeds(client, httpserver, worker):
     assert run["status"] == "succeeded"
     assert run["attempt"] == 2
     assert len(httpserver.log) == 2
+
+
+def test_sync_endpoint_answers_with_the_finished_run(client, worker):
+    endpoint = client.post(
+        "/api/v1/endpoints",
+        json={
+            "name": "sync",
+            "auth": {"type": "none"},
+            "response_mode": "sync",
+            "sync_timeout": 20,
+        },
+    ).json
+    workflow = {
+        "name": "greet",
+        "trigger": {"endpoint": "sync"},
+        "steps": [{"id": "hello", "type": "transform", "mapping": {"hi": "data.name"}}],
+    }
+    assert client.post("/api/v1/workflows", json=workflow).status_code == 201
+    path = "/hooks/" + endpoint["ingest_url"].rsplit("/", 1)[1]
+    answer = client.raw.post(path, json={"name": "Ada"})
+    assert answer.status_code == 200
+    assert answer.json["status"] == "succeeded"
+    assert answer.json["output"] == {"hi": "Ada"}
