@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ihook.errors import Conflict
+from ihook.errors import Conflict, NotFound
 
 DEFAULT_PAGE = 100
 """Rows a list answers when no ``limit`` is given."""
 MAX_PAGE = 1000
 """The most rows a list answers at once."""
+
+
+M = TypeVar("M")
+
+
+def fetch(session: Session, model: type[M], ident: Any, missing: str) -> M:
+    """The row of ``model`` with primary key ``ident``, or NotFound with ``missing``."""
+    row = session.get(model, ident)
+    if row is None:
+        raise NotFound(missing)
+    return row
 
 
 def flush_unique(session: Session, what: str, name: str) -> None:

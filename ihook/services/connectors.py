@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 
 from connectors import ConfigError, connector_class
 from connectors.base import flatten_messages
-from ihook.errors import Invalid, NotFound
+from ihook.errors import Invalid
 from ihook.ids import new_id
 from ihook.models import Connector, utcnow
 from ihook.secrets import Vault
-from ihook.services.common import flush_unique
+from ihook.services.common import fetch, flush_unique
 
 RESERVED = {"records"}
 """Names taken by built-in connectors."""
@@ -28,10 +28,7 @@ RESERVED = {"records"}
 
 def get_connector(session: Session, connector_id: str) -> Connector:
     """The connector, or NotFound."""
-    row = session.get(Connector, connector_id)
-    if row is None:
-        raise NotFound(f"connector {connector_id} not found")
-    return row
+    return fetch(session, Connector, connector_id, f"connector {connector_id} not found")
 
 
 def list_connectors(session: Session) -> list[Connector]:

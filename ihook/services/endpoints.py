@@ -13,12 +13,12 @@ from jsonschema.exceptions import SchemaError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ihook.errors import Invalid, NotFound
+from ihook.errors import Invalid
 from ihook.ids import new_id
 from ihook.ingress_auth import new_secret
 from ihook.models import Endpoint, EndpointWorkflow, Rejection, Workflow, utcnow
 from ihook.secrets import Vault, generate_token, hash_token
-from ihook.services.common import flush_unique, page
+from ihook.services.common import fetch, flush_unique, page
 from ihook.signing import SignatureError, check_secret
 
 DEFAULT_DEDUPE = {
@@ -43,10 +43,7 @@ class Created:
 
 def get_endpoint(session: Session, endpoint_id: str) -> Endpoint:
     """The endpoint, or NotFound."""
-    endpoint = session.get(Endpoint, endpoint_id)
-    if endpoint is None:
-        raise NotFound(f"endpoint {endpoint_id} not found")
-    return endpoint
+    return fetch(session, Endpoint, endpoint_id, f"endpoint {endpoint_id} not found")
 
 
 def list_endpoints(session: Session) -> list[Endpoint]:

@@ -11,10 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ihook.db import Database
-from ihook.errors import NotFound
 from ihook.ids import new_id
 from ihook.models import EndpointWorkflow, Event, Run, Workflow
-from ihook.services.common import page
+from ihook.services.common import fetch, page
 
 
 @dataclass
@@ -78,10 +77,7 @@ def replay_event(session: Session, event_id: str) -> list[str]:
 
 def get_event(session: Session, event_id: str) -> Event:
     """The event, or NotFound."""
-    event = session.get(Event, event_id)
-    if event is None:
-        raise NotFound(f"event {event_id} not found")
-    return event
+    return fetch(session, Event, event_id, f"event {event_id} not found")
 
 
 def list_events(

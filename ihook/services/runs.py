@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ihook.errors import Conflict, NotFound
+from ihook.errors import Conflict
 from ihook.models import FINISHED, Run, RunStatus, utcnow
-from ihook.services.common import page
+from ihook.services.common import fetch, page
 
 BACKOFF_BASE = 2.0
 """Seconds before the first retry of a retryable failure; doubled on each attempt."""
@@ -34,10 +34,7 @@ def backoff(attempt: int) -> timedelta:
 
 def get_run(session: Session, run_id: str) -> Run:
     """The run, or NotFound."""
-    run = session.get(Run, run_id)
-    if run is None:
-        raise NotFound(f"run {run_id} not found")
-    return run
+    return fetch(session, Run, run_id, f"run {run_id} not found")
 
 
 def list_runs(

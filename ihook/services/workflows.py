@@ -10,16 +10,13 @@ from sqlalchemy.orm import Session
 from ihook.errors import Invalid, NotFound
 from ihook.ids import new_id
 from ihook.models import Connector, Endpoint, EndpointWorkflow, Workflow, WorkflowVersion, utcnow
-from ihook.services.common import flush_unique
+from ihook.services.common import fetch, flush_unique
 from workflows import DefinitionError, validate_definition
 
 
 def get_workflow(session: Session, workflow_id: str) -> Workflow:
     """The workflow, or NotFound."""
-    workflow = session.get(Workflow, workflow_id)
-    if workflow is None:
-        raise NotFound(f"workflow {workflow_id} not found")
-    return workflow
+    return fetch(session, Workflow, workflow_id, f"workflow {workflow_id} not found")
 
 
 def list_workflows(session: Session) -> list[Workflow]:
