@@ -45,6 +45,7 @@ def ingest_path(client, name: str, workflow_steps: list[dict]) -> str:
     return "/hooks/" + endpoint["ingest_url"].rsplit("/", 1)[1]
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 def test_a_thousand_webhooks_survive_redis_stopping(client, platform, processes, redis_server):
     path = ingest_path(
         client,
