@@ -17,6 +17,9 @@ from connectors.registry import register_connector
 DEFAULT_TIMEOUT = 15.0
 """Seconds for connect + read when the config does not say."""
 
+_UNKEPT = {"set-cookie", "set-cookie2"}
+"""Response headers left out of a step's output: they carry the far end's session secrets."""
+
 AUTH_TYPES = ("none", "basic", "bearer", "header")
 """The auth schemes a connector can send."""
 
@@ -132,7 +135,9 @@ class HttpConnector:
             body = response.body.decode("utf-8", errors="replace")
         return {
             "status": response.status,
-            "headers": dict(response.headers),
+            "headers": {
+                name: value for name, value in response.headers.items() if name not in _UNKEPT
+            },
             "body": body,
             "url": response.url,
             "elapsed_ms": response.elapsed_ms,

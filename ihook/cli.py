@@ -94,6 +94,26 @@ def db_upgrade() -> None:
 
 
 @main.group()
+def secrets() -> None:
+    """Secrets at rest."""
+
+
+@secrets.command("reencrypt")
+def secrets_reencrypt() -> None:
+    """Re-encrypt every stored secret under the first IHOOK_SECRET_KEY (after a key change)."""
+    from ihook.secrets import SecretError
+    from ihook.services.rekey import reencrypt_all
+
+    p = _platform()
+    try:
+        with p.db.session() as session:
+            count = reencrypt_all(session, p.vault)
+    except SecretError as exc:
+        raise click.ClickException(f"{exc}; nothing was changed") from None
+    click.echo(f"re-encrypted {count} secret(s) under the first key")
+
+
+@main.group()
 def token() -> None:
     """Management API tokens."""
 

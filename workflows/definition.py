@@ -20,7 +20,7 @@ MAX_STEPS = 50
 TRIGGERS = ("endpoint", "event_type", "poller", "schedule", "manual")
 """Trigger kinds; a definition without a trigger is manual."""
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _STEP_ID = re.compile(STEP_ID)
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?#LW-]+$")
 _CRON_ALIASES = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
@@ -57,8 +57,11 @@ def validate_definition(
     if name is None:
         out.add("name", "name", _REQUIRED)
     elif not isinstance(name, str) or not NAME.match(name):
-        out.add("name", "name", "Use 1-128 letters, digits, '_', '.' or '-', starting with "
-                                "a letter or digit.")
+        out.add(
+            "name",
+            "name",
+            "Use 1-100 letters, digits, '_', '.' or '-', starting with a letter or digit.",
+        )
     description = doc.get("description", "")
     if not isinstance(description, str):
         out.add("description", "description", "Not a valid string.")

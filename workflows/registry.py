@@ -1,10 +1,10 @@
 """Step types found by name; a step is declared by its config schema.
 
-    @register_step
-    class Transform(Step):
-        type = "transform"
-        Config = TransformConfig
-        def run(self, config, ctx): ...
+@register_step
+class Transform(Step):
+    type = "transform"
+    Config = TransformConfig
+    def run(self, config, ctx): ...
 """
 
 from __future__ import annotations

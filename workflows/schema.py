@@ -68,9 +68,7 @@ class StepConfig(Schema):
     foreach = jmespath_field()
 
 
-def iter_expressions(
-    schema: Schema, config: Mapping[str, Any]
-) -> Iterator[tuple[str, str, str]]:
+def iter_expressions(schema: Schema, config: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
     """Yield ``(field, kind, source)`` for every expression in a loaded config."""
     for name, field in schema.fields.items():
         kind = field.metadata.get("expr")

@@ -36,9 +36,7 @@ class _Write(Step):
     def run(self, config: Mapping[str, Any], ctx: StepContext) -> Any:
         data = ctx.search(config["data"])
         if not isinstance(data, dict):
-            raise StepFailed(
-                ctx.step_id, f"data must select an object, got {type(data).__name__}"
-            )
+            raise StepFailed(ctx.step_id, f"data must select an object, got {type(data).__name__}")
         connector = ctx.connector(config["connector"])
         key = connector.make_key(config["key"], data)
         return self.apply(connector, config["collection"], key, data)
