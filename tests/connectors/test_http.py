@@ -159,3 +159,13 @@ def test_secrets_are_load_only() -> None:
     })
     assert loaded["timeout"] == 15.0 and loaded["allow_private"] is False
     assert "secret" not in json.dumps(schema.dump(loaded))
+
+
+def test_session_cookies_of_the_far_end_stay_out_of_the_output(server: HTTPServer) -> None:
+    server.expect_request("/api/login").respond_with_json(
+        {"ok": True}, headers={"Set-Cookie": "session=s3cr3t; HttpOnly", "X-Request-Id": "r1"}
+    )
+    out = http(server).request("GET", "/login")
+    assert out["headers"]["x-request-id"] == "r1"
+    assert "set-cookie" not in out["headers"]
+    assert "s3cr3t" not in json.dumps(out)
