@@ -9,6 +9,7 @@ from ihook.api.context import EXTENSION
 from ihook.ingress import bp as ingress
 from ihook.platform import Platform
 from ihook.settings import Settings
+from workflows.plugins import load_plugins
 
 
 def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> Flask:
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
 def init_app(app: Flask, *, url_prefix: str = "", platform: Platform | None = None) -> Flask:
     """Mount ihook (API under ``{url_prefix}/api``, ingress under ``{url_prefix}/hooks``)."""
     platform = platform or Platform(Settings.from_env())
+    load_plugins()  # once per process; a broken plugin is logged, not fatal
     # Fail at start, not on the first webhook: both are needed to accept one.
     platform.settings.require_secret_keys()
     platform.settings.require_redis_url()

@@ -52,8 +52,10 @@ def worker(burst: bool, fork: bool) -> None:
     from rq import SimpleWorker, Worker
 
     from ihook import jobs
+    from workflows.plugins import load_plugins
 
     p = _platform()
+    load_plugins()
     jobs.use_platform(p)
     worker_class = Worker if fork else SimpleWorker
     while True:
@@ -129,6 +131,27 @@ def token_create(name: str) -> None:
     with p.db.session() as session:
         _, value = create_token(session, name)
     click.echo(value)
+
+
+@main.command()
+def plugins() -> None:
+    """List step and connector plugins: where each came from, what it provides or why not."""
+    from workflows.plugins import load_plugins
+
+    report = load_plugins()
+    if not report:
+        click.echo("no plugins installed (entry point groups ihook.steps, ihook.connectors)")
+        return
+    rows = [("GROUP", "NAME", "DISTRIBUTION", "PROVIDES")]
+    for info in report:
+        noun = "step" if info.group == "ihook.steps" else "connector"
+        provides = f"{noun} {', '.join(info.provides)}" if info.ok else f"BROKEN: {info.error}"
+        origin = f"{info.distribution or '?'} {info.version or ''}".strip()
+        rows.append((info.group, info.name, origin, provides))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+        click.echo("  ".join([*cells, row[3]]))
 
 
 @main.command()

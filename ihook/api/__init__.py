@@ -34,7 +34,13 @@ PROTECTED = {m.blp.name for m in BLUEPRINTS if m is not health}
 class IhookApi(Api):
     """flask-smorest's Api, with a ``message`` on every error (webargs' 422s lack one)."""
 
+    mount_prefix = ""
+    """Where ``init_app`` mounted ihook; a host's routes outside it keep their own errors."""
+
     def handle_http_exception(self, error):  # type: ignore[no-untyped-def]
+        # smorest's handler is app-wide: without this a host's own 404 pages turn into JSON.
+        if self.mount_prefix and not request.path.startswith(f"{self.mount_prefix}/"):
+            return error
         payload, status, headers = super().handle_http_exception(error)
         if "message" not in payload:
             invalid = status == 422 and "errors" in payload
@@ -51,6 +57,7 @@ def register_api(app: Flask, url_prefix: str = "") -> Api:
     api = IhookApi(
         app, spec_kwargs={"info": {"description": "Manage ihook: webhooks and workflows."}}
     )
+    api.mount_prefix = url_prefix
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]
     app.before_request(_require_token)

@@ -226,6 +226,17 @@ class RunDetailSchema(RunSchema):
     steps = fields.List(fields.Nested(StepLogSchema))
 
 
+class ManualRunSchema(Schema):
+    """The payload of a manual run: it becomes the event's ``data``."""
+
+    data = fields.Raw(required=True, metadata={"description": "any JSON; `data` in expressions"})
+    type = fields.Str(
+        load_default="manual",
+        validate=validate.Length(max=200),
+        metadata={"description": "event type"},
+    )
+
+
 class QueuedSchema(Schema):
     """Runs queued by a replay or retry."""
 

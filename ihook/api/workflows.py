@@ -7,9 +7,10 @@ from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
 from ihook.api.context import platform
-from ihook.api.schemas import WorkflowPatchSchema, WorkflowSchema
+from ihook.api.schemas import ManualRunSchema, QueuedSchema, WorkflowPatchSchema, WorkflowSchema
 from ihook.models import Workflow
 from ihook.services import workflows as service
+from ihook.services.events import store_event
 
 blp = Blueprint(
     "workflows",
@@ -106,3 +107,22 @@ class WorkflowVersion(MethodView):
             body = present(session, workflow, stored.definition)
             body["version"] = version
             return body
+
+
+@blp.route("/<workflow_id>/runs")
+class ManualRun(MethodView):
+    @blp.arguments(ManualRunSchema)
+    @blp.response(202, QueuedSchema)
+    def post(self, body: dict, workflow_id: str) -> dict:
+        """Run the workflow now for a payload (stored as an event of source `manual`)"""
+        p = platform()
+        accepted = store_event(
+            p.db,
+            type=body["type"],
+            source="manual",
+            data=body["data"],
+            headers={},
+            workflow_id=workflow_id,
+        )
+        p.queue.enqueue((run_id, 1) for run_id in accepted.run_ids)
+        return {"event_id": accepted.event_id, "runs": accepted.run_ids}

@@ -34,10 +34,12 @@ def store_event(
     headers: dict[str, str],
     endpoint_id: str | None = None,
     dedupe_key: str | None = None,
+    workflow_id: str | None = None,
 ) -> Accepted:
     """Commit an event and a queued run for each enabled workflow its endpoint triggers.
 
-    A repeated ``dedupe_key`` on the same endpoint stores nothing and names the first
+    With ``workflow_id`` (a manual run) that workflow alone runs, enabled or not. A
+    repeated ``dedupe_key`` on the same endpoint stores nothing and names the first
     event. Raises SQLAlchemy errors when the database cannot take it.
     """
     try:
@@ -56,7 +58,14 @@ def store_event(
                 dedupe_key=dedupe_key,
             )
             session.add(event)
-            runs = _queue_runs(session, event.id, _bound_workflows(session, endpoint_id))
+            if workflow_id is None:
+                workflows = _bound_workflows(session, endpoint_id)
+            else:
+                workflow = fetch(
+                    session, Workflow, workflow_id, f"workflow {workflow_id} not found"
+                )
+                workflows = [(workflow.id, workflow.version)]
+            runs = _queue_runs(session, event.id, workflows)
             return Accepted(event.id, [run.id for run in runs])
     except IntegrityError:
         if dedupe_key is None:

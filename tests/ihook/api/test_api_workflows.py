@@ -7,7 +7,7 @@ from http import HTTPStatus
 
 import pytest
 
-from tests.support import LMS_WORKFLOW, completion
+from tests.support import LMS_WORKFLOW, completion, wait_for
 
 both_backends = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
@@ -309,3 +309,29 @@ def test_trigger_naming_an_endpoint_twice_binds_it_once(client):
     else:
         bound = client.get(f"/api/v1/endpoints/{ep['id']}").json["workflows"]
         assert bound == [answer.json["id"]]
+
+
+def test_manual_run_executes_the_current_version(client, worker):
+    workflow = {
+        "name": "manual-one",
+        "steps": [{"id": "double", "type": "transform", "mapping": {"twice": "[data.n, data.n]"}}],
+    }
+    created = client.post("/api/v1/workflows", json=workflow).json
+    answer = client.post(f"/api/v1/workflows/{created['id']}/runs", json={"data": {"n": 3}})
+    assert answer.status_code == 202
+    run_id = answer.json["runs"][0]
+    run = wait_for(
+        lambda: (r := client.get(f"/api/v1/runs/{run_id}").json)["status"] == "succeeded" and r
+    )
+    assert run["output"] == {"twice": [3, 3]}
+    event = client.get(f"/api/v1/events/{answer.json['event_id']}").json
+    assert (event["source"], event["type"], event["data"]) == ("manual", "manual", {"n": 3})
+
+
+def test_manual_run_needs_a_payload_and_a_workflow(client):
+    assert client.post("/api/v1/workflows/wf_nope/runs", json={"data": {}}).status_code == 404
+    steps = [{"id": "t", "type": "transform", "expression": "data"}]
+    wf = client.post("/api/v1/workflows", json={"name": "m", "steps": steps}).json["id"]
+    missing = client.post(f"/api/v1/workflows/{wf}/runs", json={})
+    assert missing.status_code == 422
+    assert "data" in missing.json["errors"]["json"]
