@@ -59,6 +59,50 @@ class _Functions(functions.Functions):
     def _func_uuid(self) -> str:
         return str(_uuid.uuid4())
 
+    @functions.signature({"types": ["string", "number"]})
+    def _func_parse_time(self, value: str | float) -> str:
+        return parse_time(value)
+
+    @functions.signature({"types": ["string"]}, {"types": ["string"]})
+    def _func_parse_time_format(self, value: str, fmt: str) -> str:
+        try:
+            return parse_time(value, fmt)
+        except ValueError as exc:
+            raise ExpressionError(f"parse_time_format: {exc}") from None
+
+    @functions.signature({"types": ["string", "number"]}, {"types": ["string"]})
+    def _func_format_time(self, value: str | float, fmt: str) -> str:
+        return _as_datetime(value).strftime(fmt)
+
+    @functions.signature({"types": ["string"]}, {"types": ["string"]})
+    def _func_split(self, value: str, sep: str) -> list[str]:
+        return value.split(sep) if sep else list(value)
+
+    @functions.signature({"types": ["string"]}, {"types": ["string"]}, {"types": ["string"]})
+    def _func_replace(self, value: str, old: str, new: str) -> str:
+        return value.replace(old, new)
+
+
+def parse_time(value: str | float, fmt: str | None = None) -> str:
+    """A time (ISO-8601, epoch seconds, or text in ``fmt``) as ISO-8601 UTC with a ``Z``.
+
+    Times without a zone are taken as UTC.
+    """
+    moment = datetime.strptime(value, fmt) if fmt and isinstance(value, str) else None
+    moment = moment or _as_datetime(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _as_datetime(value: str | float) -> datetime:
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ExpressionError(f"not a time: {value!r} (ISO-8601 or epoch seconds)") from None
+
 
 _FUNCTIONS = _Functions()
 _OPTIONS = jmespath.Options(custom_functions=_FUNCTIONS)

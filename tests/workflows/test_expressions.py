@@ -93,3 +93,31 @@ def test_referenced_steps() -> None:
     src = "steps.a.x && data.steps.b || steps . c"
     assert referenced_steps(src) == {"a", "c"}
     assert referenced_steps("/m/{{ steps.save.key }}") == {"save"}
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("parse_time(t)", "2026-11-20T09:00:00.000Z"),
+        ("parse_time(epoch)", "2026-11-18T11:06:40.000Z"),
+        ("parse_time_format(dmy, '%d/%m/%Y')", "2026-11-20T00:00:00.000Z"),
+        ("format_time(t, '%Y-%m-%d %H:%M')", "2026-11-20 10:00"),
+        ("split(csv, ',')", ["a", "b"]),
+        ("replace(csv, ',', ';')", "a;b"),
+        ('merge(`{"a": 1}`, `{"b": 2}`)', {"a": 1, "b": 2}),
+    ],
+)
+def test_time_and_text_functions(expression: str, expected: object) -> None:
+    data = {
+        "t": "2026-11-20T10:00:00+01:00",
+        "epoch": 1795000000,
+        "dmy": "20/11/2026",
+        "csv": "a,b",
+    }
+    assert search(expression, data) == expected
+
+
+@pytest.mark.parametrize("expression", ["parse_time('soon')", "parse_time_format(dmy, '%Y')"])
+def test_unreadable_times_are_expression_errors(expression: str) -> None:
+    with pytest.raises(ExpressionError):
+        search(expression, {"dmy": "20/11/2026"})
