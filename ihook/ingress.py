@@ -203,12 +203,28 @@ def _wait_for_runs(event_id: str, run_ids: list[str], timeout: float) -> tuple[R
         with p.db.session() as session:
             runs = list(session.scalars(select(Run).where(Run.id.in_(run_ids)).order_by(Run.id)))
         if all(run.status in FINISHED for run in runs):
-            first = runs[0]
-            return jsonify(
-                event_id=event_id, runs=run_ids, status=first.status, output=first.output
-            ), 200
+            return _sync_answer(event_id, run_ids, runs)
         time.sleep(SYNC_POLL)
     return jsonify(event_id=event_id, runs=run_ids), 202
+
+
+def _sync_answer(event_id: str, run_ids: list[str], runs: list[Run]) -> tuple[Response, int]:
+    """The first run's ``respond`` answer, or its status and output when it gave none."""
+    first = runs[0]
+    answer = first.response
+    if not isinstance(answer, dict):
+        body = {
+            "event_id": event_id,
+            "runs": run_ids,
+            "status": first.status,
+            "output": first.output,
+        }
+        return jsonify(body), 200
+    response = jsonify(answer.get("body"))
+    for name, value in (answer.get("headers") or {}).items():
+        if name.lower() not in ("content-length", "content-type", "transfer-encoding"):
+            response.headers[name] = value
+    return response, int(answer.get("status") or 200)
 
 
 def _answer(refused: Refused) -> tuple[Response, int]:

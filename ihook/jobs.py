@@ -77,6 +77,7 @@ def execute_run(run_id: str) -> str:
             status=RunStatus(result.status),
             steps=[step.to_dict() for step in result.steps],
             output=_json_safe(result.output),
+            response=_json_safe(result.response),
             error=result.error,
             failed_step=result.failed_step,
             retry_in=retry_in,

@@ -179,6 +179,7 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     failed_step: Mapped[str | None] = mapped_column(String(100))
     output: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    response: Mapped[Any] = mapped_column(JSONType, nullable=True)
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
 
 

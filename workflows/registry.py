@@ -29,6 +29,8 @@ class Step:
     Config: ClassVar[SchemaClass] = StepConfig
     connector_kinds: ClassVar[tuple[str, ...]] = ()
     """Kinds the ``connector`` field may name; empty when the step uses none."""
+    responds: ClassVar[bool] = False
+    """True when the step's output is the answer of a ``sync`` endpoint (``respond``)."""
 
     def run(self, config: Mapping[str, Any], ctx: StepContext) -> Any:
         """Do the work once and return the step's output."""

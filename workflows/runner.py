@@ -31,6 +31,9 @@ EXCERPT_CHARS = 2000
 TRUNCATED = "…[truncated]"
 """Ends an excerpt that was cut."""
 
+MAX_OUTPUT_CHARS = 1_048_576
+"""Largest step output (as JSON text); a larger one fails the step instead of the worker."""
+
 logger = logging.getLogger(__name__)
 
 
@@ -64,7 +67,11 @@ class StepLog:
 
 @dataclass
 class RunResult:
-    """How a run ended; ``output`` is the output of the last step that ran."""
+    """How a run ended; ``output`` is the output of the last step that ran.
+
+    ``response`` is the output of the last ``respond`` step that ran (a sync endpoint's
+    answer), kept whatever the run's end.
+    """
 
     status: str
     steps: list[StepLog] = field(default_factory=list)
@@ -72,6 +79,7 @@ class RunResult:
     error: str | None = None
     failed_step: str | None = None
     retryable: bool = False
+    response: Any = None
 
 
 class StepSkipped(Exception):
@@ -96,13 +104,17 @@ def describe(exc: BaseException) -> tuple[str, bool]:
 
 def excerpt(value: Any) -> tuple[str, bool]:
     """``value`` as JSON cut to ``EXCERPT_CHARS``, and whether it was cut."""
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
-    except ValueError:  # circular structures
-        text = repr(value)
+    text = _as_json(value)
     if len(text) <= EXCERPT_CHARS:
         return text, False
     return text[:EXCERPT_CHARS] + TRUNCATED, True
+
+
+def _as_json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except ValueError:  # circular structures
+        return repr(value)
 
 
 def logged(call: Call, log: StepLog) -> Call:
@@ -143,13 +155,23 @@ def timed(call: Call, log: StepLog) -> Call:
 
 
 def excerpted(call: Call, log: StepLog) -> Call:
-    """Keep excerpts of the step's input (the previous output) and its output."""
+    """Keep excerpts of the step's input (the previous output) and its output.
+
+    An output larger than ``MAX_OUTPUT_CHARS`` fails the step: the run would otherwise
+    carry it into every later expression and into the database.
+    """
 
     def wrapped(config: Mapping[str, Any], ctx: StepContext) -> Any:
         log.input, cut_input = excerpt(ctx.input)
         log.truncated = cut_input
         result = call(config, ctx)
-        log.output, cut_output = excerpt(result)
+        text = _as_json(result)
+        if len(text) > MAX_OUTPUT_CHARS:
+            raise StepFailed(
+                ctx.step_id,
+                f"output of {len(text)} characters is over the cap of {MAX_OUTPUT_CHARS}",
+            )
+        log.output, cut_output = (text, False) if len(text) <= EXCERPT_CHARS else excerpt(result)
         log.truncated = cut_input or cut_output
         return result
 
@@ -222,6 +244,7 @@ def run_workflow(
     logs: list[StepLog] = []
     previous: Any = context["data"]
     output: Any = None
+    response: Any = None
     for spec in definition["steps"]:
         log = StepLog(id=str(spec.get("id")), type=str(spec.get("type")))
         logs.append(log)
@@ -235,13 +258,15 @@ def run_workflow(
             context["steps"][log.id] = None
             continue
         except SkipRun:
-            return RunResult(Status.SKIPPED, logs)
+            return RunResult(Status.SKIPPED, logs, response=response)
         except Exception as exc:
             cause, retryable = describe(exc)
             error = f"step {log.id!r} ({log.type}) failed: {cause}"
-            return RunResult(Status.FAILED, logs, None, error, log.id, retryable)
+            return RunResult(Status.FAILED, logs, None, error, log.id, retryable, response)
         context["steps"][log.id] = output = previous = result
-    return RunResult(Status.SUCCEEDED, logs, output)
+        if step_class(log.type).responds:
+            response = result
+    return RunResult(Status.SUCCEEDED, logs, output, response=response)
 
 
 def _context(

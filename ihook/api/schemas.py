@@ -218,6 +218,7 @@ class RunSchema(Schema):
     error = fields.Str(allow_none=True)
     failed_step = fields.Str(allow_none=True)
     output = fields.Raw(allow_none=True)
+    response = fields.Raw(allow_none=True, metadata={"description": "set by a respond step"})
 
 
 class RunDetailSchema(RunSchema):

@@ -90,6 +90,7 @@ def finish_run(
     status: RunStatus,
     steps: list[dict[str, Any]],
     output: Any = None,
+    response: Any = None,
     error: str | None = None,
     failed_step: str | None = None,
     retry_in: timedelta | None = None,
@@ -101,6 +102,7 @@ def finish_run(
     """
     now = utcnow()
     values: dict[str, Any] = {"steps": steps, "output": output, "error": error}
+    values["response"] = response
     values["failed_step"] = failed_step
     if retry_in is not None:
         values.update(status=RunStatus.queued, next_attempt_at=now + retry_in, deadline_at=None)

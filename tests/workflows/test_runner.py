@@ -10,7 +10,7 @@ from pytest_httpserver import HTTPServer
 from workflows import Resources, RunResult, StepLog, registry, run_workflow
 from workflows.context import StepContext
 from workflows.registry import Step, register_step
-from workflows.runner import EXCERPT_CHARS, MAX_FOREACH_ITEMS
+from workflows.runner import EXCERPT_CHARS, MAX_FOREACH_ITEMS, MAX_OUTPUT_CHARS
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -103,6 +103,17 @@ def test_long_excerpts_are_truncated(run_steps: RunSteps) -> None:
     assert log.output is not None and log.output.endswith("…[truncated]")
     assert len(log.output) == EXCERPT_CHARS + len("…[truncated]")
     assert result.output == "x" * 5000  # only the log is cut
+
+
+def test_oversized_output_fails_the_step_and_says_why(run_steps: RunSteps) -> None:
+    steps = [
+        {"id": "small", "type": "transform", "expression": "data"},
+        {"id": "huge", "type": "template", "template": "{{ data * 2 }}"},
+    ]
+    result = run_steps(steps, "x" * (MAX_OUTPUT_CHARS // 2 + 10))
+    assert result.status == "failed" and result.failed_step == "huge"
+    assert f"over the cap of {MAX_OUTPUT_CHARS}" in result.error
+    assert result.retryable is False
 
 
 def test_context_has_event_run_and_vars(resources: Resources) -> None:
