@@ -19,6 +19,7 @@ from connectors.registry import (
     connector_kinds,
     register_connector,
 )
+from connectors.sql import SqlConnector
 
 __all__ = [
     "ConfigError",
@@ -32,6 +33,7 @@ __all__ = [
     "RecordsConnector",
     "RemoteError",
     "ResponseTooLarge",
+    "SqlConnector",
     "TransientError",
     "build_connector",
     "connector_class",

@@ -127,3 +127,31 @@ def test_sync_endpoint_answers_with_the_finished_run(client, worker):
     assert answer.status_code == 200
     assert answer.json["status"] == "succeeded"
     assert answer.json["output"] == {"hi": "Ada"}
+
+
+def test_sync_endpoint_answers_what_the_respond_step_says(client, worker):
+    endpoint = client.post(
+        "/api/v1/endpoints",
+        json={"name": "verify", "auth": {"type": "none"}, "response_mode": "sync"},
+    ).json
+    workflow = {
+        "name": "verify-member",
+        "trigger": {"endpoint": "verify"},
+        "steps": [
+            {"id": "known", "type": "transform", "expression": "contains(['m-1'], data.member)"},
+            {
+                "id": "answer",
+                "type": "respond",
+                "status": 201,
+                "headers": {"X-Member": "{{ data.member }}"},
+                "body": "{member: data.member, known: steps.known}",
+            },
+            {"id": "after", "type": "transform", "expression": "`true`"},
+        ],
+    }
+    assert client.post("/api/v1/workflows", json=workflow).status_code == 201
+    path = "/hooks/" + endpoint["ingest_url"].rsplit("/", 1)[1]
+    answer = client.raw.post(path, json={"member": "m-1"})
+    assert answer.status_code == 201
+    assert answer.headers["X-Member"] == "m-1"
+    assert answer.json == {"member": "m-1", "known": True}

@@ -146,7 +146,8 @@ def test_connector_of_the_wrong_kind() -> None:
         {"id": "u", "type": "upsert", "connector": "crm", "collection": "c", "key": "id"},
     ))
     assert errors["steps.s"]["connector"] == ["Connector 'records' is records; send needs http."]
-    assert errors["steps.u"]["connector"] == ["Connector 'crm' is http; upsert needs records."]
+    upsert_needs = "Connector 'crm' is http; upsert needs records or sql."
+    assert errors["steps.u"]["connector"] == [upsert_needs]
 
 
 def test_wrong_config_shape() -> None:
