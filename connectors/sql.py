@@ -8,15 +8,10 @@ the platform builds connectors per run, and a pool per run would reconnect every
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as time_of_day
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -25,11 +20,11 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.sql import sqltypes
 
 from connectors.errors import ConfigError, ConnectFailed, ConnectorError, RecordError
 from connectors.outbound import OutboundPolicy
 from connectors.registry import register_connector
+from connectors.sqlvalues import to_db, to_json_value
 
 WRITE_MODES = ("insert", "update", "upsert", "delete")
 """insert refuses an existing key, update a missing one, upsert takes either."""
@@ -120,60 +115,6 @@ def _scrub(message: str, password: Any) -> str:
     if password:
         text = text.replace(str(password), "***")
     return text[:_MAX_MESSAGE]
-
-
-def to_json_value(value: Any) -> Any:
-    """``value`` as JSON can hold it: dates as ISO strings, decimals as float (or str)."""
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, datetime | date | time_of_day):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        if value.is_finite() and Decimal(repr(float(value))) == value:
-            return float(value)
-        return str(value)
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, Mapping):
-        return {str(k): to_json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [to_json_value(v) for v in value]
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return str(value)
-
-
-def _to_db(column: sa.Column[Any], value: Any) -> Any:
-    """Accept JSON input for typed columns: ISO strings for dates, objects only for JSON."""
-    kind = column.type
-    if isinstance(value, Mapping | list) and not isinstance(kind, sqltypes.JSON | sqltypes.ARRAY):
-        raise RecordError(
-            f"column {column.name!r} takes a single value, got {type(value).__name__}"
-        )
-    if not isinstance(value, str):
-        return value
-    parse: Callable[[str], Any] | None = None
-    if isinstance(kind, sqltypes.DateTime):
-        parse = datetime.fromisoformat
-    elif isinstance(kind, sqltypes.Date):
-        parse = date.fromisoformat
-    elif isinstance(kind, sqltypes.Time):
-        parse = time_of_day.fromisoformat
-    if parse is None:
-        return value
-    try:
-        parsed = parse(value)
-    except ValueError:
-        raise RecordError(
-            f"column {column.name!r} needs an ISO-8601 {kind.__visit_name__}, got {value!r:.40}"
-        ) from None
-    if isinstance(parsed, datetime) and parsed.tzinfo and not getattr(kind, "timezone", False):
-        # A column without a time zone holds UTC (the platform's times are UTC); drivers
-        # would otherwise drop the offset and keep the wall-clock time.
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
 
 
 def _unique_sets(table: sa.Table) -> set[frozenset[str]]:
@@ -272,8 +213,8 @@ class SqlConnector:
         if not key_values:
             raise RecordError("key must name at least one column")
         self._check_columns(t, [*key_values, *data])
-        keys = {name: _to_db(t.c[name], value) for name, value in key_values.items()}
-        row = {name: _to_db(t.c[name], value) for name, value in data.items()} | keys
+        keys = {name: to_db(t.c[name], value) for name, value in key_values.items()}
+        row = {name: to_db(t.c[name], value) for name, value in data.items()} | keys
         with self._errors(table), self.engine.begin() as conn:
             if mode == "upsert":
                 action = self._upsert(conn, t, keys, row)
@@ -341,7 +282,7 @@ class SqlConnector:
         for name, value in values.items():
             if isinstance(value, Mapping | list):
                 raise RecordError(f"filter on {name!r} must be a single value (equality only)")
-        return [table.c[name] == _to_db(table.c[name], value) for name, value in values.items()]
+        return [table.c[name] == to_db(table.c[name], value) for name, value in values.items()]
 
     def _existing(
         self, conn: Connection, t: sa.Table, keys: Mapping[str, Any], *, lock: bool

@@ -22,7 +22,8 @@ from connectors import (
     connector_kinds,
 )
 from connectors.outbound import OutboundPolicy
-from connectors.sql import SqlConfig, shared_engine, to_json_value
+from connectors.sql import SqlConfig, shared_engine
+from connectors.sqlvalues import to_json_value
 from tests.support import free_port
 
 PG_URL = os.environ.get("IHOOK_TEST_DATABASE_URL")
