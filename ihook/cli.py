@@ -133,6 +133,61 @@ def token_create(name: str) -> None:
     click.echo(value)
 
 
+@main.command("apply")
+@click.option(
+    "-f", "--file", "path", required=True, type=click.Path(exists=True), help="YAML file or dir."
+)
+@click.option("--dry-run", is_flag=True, help="Validate and print the plan; change nothing.")
+def apply_definitions(path: str, dry_run: bool) -> None:
+    """Create or update connectors and workflows from YAML definitions (idempotent)."""
+    from ihook.errors import IhookError
+    from ihook.secrets import SecretError
+    from ihook.services.manifests import apply, error_lines, load_documents
+    from workflows.plugins import load_plugins
+
+    p = _platform()
+    p.db.upgrade()
+    load_plugins()  # plugin step types and connectors must be known to validate against
+    try:
+        docs = load_documents(path)
+        with p.db.sessions() as session:
+            # ${NAME} references in the files are the operator's environment, read here at
+            # the edge and passed down like settings.
+            changes = apply(session, p.vault, docs, dict(os.environ))
+            session.rollback() if dry_run else session.commit()
+    except IhookError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        for line in error_lines(exc.errors):
+            click.echo(f"  {line}", err=True)
+        sys.exit(1)
+    except SecretError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not changes:
+        click.echo(f"nothing to apply in {path}")
+    for change in changes:
+        click.echo(str(change))
+    if dry_run:
+        click.echo("dry run: nothing was applied")
+
+
+@main.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default: stdout).")
+def export_definitions(output: str | None) -> None:
+    """Write every connector (secrets left out) and workflow as YAML for `ihook apply`."""
+    from ihook.services.manifests import export
+
+    p = _platform()
+    p.db.upgrade()
+    with p.db.session() as session:
+        text = export(session)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    with open(output, "w", encoding="utf-8") as file:
+        file.write(text)
+    click.echo(f"exported to {output}")
+
+
 @main.command()
 def plugins() -> None:
     """List step and connector plugins: where each came from, what it provides or why not."""
