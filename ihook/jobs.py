@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import select
 
-from connectors import RecordsConnector, build_connector
 from ihook.models import Connector, Event, RunStatus, WorkflowVersion
 from ihook.platform import Platform
-from ihook.services.connectors import full_config
-from ihook.services.records import SqlRecordStore
+from ihook.resources import run_resources
 from ihook.services.runs import backoff, claim_run, finish_run
 from ihook.settings import Settings
-from workflows import Resources, run_workflow
+from workflows import run_workflow
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +51,7 @@ def execute_run(run_id: str) -> str:
             )
         return "failed"
     try:
-        # No http_client: the outbound guard's shared one (no proxies from the
-        # environment, no cookies kept between targets) serves every request.
-        resources = Resources(connectors=RunConnectors(p, connectors), outbound=p.outbound)
+        resources = run_resources(p, run, event, connectors)
         result = run_workflow(
             version.definition,
             event_document(event),
@@ -98,32 +93,6 @@ def event_document(event: Event) -> dict[str, Any]:
         "headers": event.headers,
         "received_at": event.received_at.isoformat(),
     }
-
-
-class RunConnectors(Mapping[str, Any]):
-    """A run's connectors by name, each built when a step first asks for it.
-
-    Building lazily means one misconfigured connector fails only the steps that use
-    it, as a step error in the run log, instead of every run.
-    """
-
-    def __init__(self, p: Platform, rows: list[Connector]):
-        self._platform = p
-        self._rows = {row.name: row for row in rows}
-        self._built: dict[str, Any] = {"records": RecordsConnector(SqlRecordStore(p.db))}
-
-    def __getitem__(self, name: str) -> Any:
-        if name not in self._built:
-            row = self._rows[name]
-            config = full_config(row, self._platform.vault)
-            self._built[name] = build_connector(row.kind, config, policy=self._platform.outbound)
-        return self._built[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter({"records", *self._rows})
-
-    def __len__(self) -> int:
-        return len({"records", *self._rows})
 
 
 def _json_safe(value: Any) -> Any:

@@ -113,6 +113,8 @@ class Workflow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    event_type: Mapped[str | None] = mapped_column(String(200), index=True)
+    """The trigger's ``event_type`` (kept in a column so publishing finds workflows fast)."""
     definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

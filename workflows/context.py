@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from connectors.errors import ConfigError
 from connectors.outbound import OutboundPolicy
 from workflows import expressions
+
+
+class EventSink(Protocol):
+    """Where ``emit`` publishes: the platform stores the event and runs what it triggers."""
+
+    def publish(self, type: str, data: Any) -> dict[str, Any]:
+        """Publish one event; returns at least ``{"event_id", "runs"}``."""
+        ...
 
 
 @dataclass
@@ -23,6 +31,8 @@ class Resources:
     """The policy for requests to plain URLs (``send`` with ``url``)."""
     http_client: httpx.Client | None = None
     """Shared client for those requests; None makes one per request."""
+    events: EventSink | None = None
+    """Publishes what ``emit`` steps emit; None where no platform runs the workflow."""
 
 
 class SkipRun(Exception):

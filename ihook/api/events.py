@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ihook.api.context import platform
-from ihook.api.schemas import EventListArgs, EventSchema, QueuedSchema
+from ihook.api.schemas import EventListArgs, EventSchema, PublishSchema, QueuedSchema
 from ihook.models import Event
 from ihook.services import events as service
 
@@ -20,6 +20,25 @@ blp = Blueprint(
 
 @blp.route("")
 class Events(MethodView):
+    @blp.arguments(PublishSchema)
+    @blp.response(202, QueuedSchema)
+    @blp.alt_response(200, schema=QueuedSchema, description="seen before (idempotency_key)")
+    def post(self, body: dict) -> tuple[dict, int]:
+        """Publish an event: it is stored, then the workflows its type triggers run"""
+        p = platform()
+        accepted = service.store_event(
+            p.db,
+            type=body["type"],
+            source=body["source"],
+            data=body["data"],
+            headers={},
+            dedupe_key=body.get("idempotency_key"),
+        )
+        if accepted.duplicate:
+            return {"event_id": accepted.event_id, "runs": [], "duplicate": True}, 200
+        p.queue.enqueue((run_id, 1) for run_id in accepted.run_ids)
+        return {"event_id": accepted.event_id, "runs": accepted.run_ids}, 202
+
     @blp.arguments(EventListArgs, location="query")
     @blp.response(200, EventSchema(many=True))
     def get(self, args: dict) -> list[Event]:

@@ -227,6 +227,18 @@ class RunDetailSchema(RunSchema):
     steps = fields.List(fields.Nested(StepLogSchema))
 
 
+class PublishSchema(Schema):
+    """An event published through the API; workflows triggered by its type run."""
+
+    type = fields.Str(required=True, validate=validate.Length(min=1, max=200))
+    data = fields.Raw(required=True, metadata={"description": "any JSON"})
+    source = fields.Str(load_default="api", validate=validate.Length(min=1, max=200))
+    idempotency_key = fields.Str(
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "a repeat with the same key stores nothing (200 duplicate)"},
+    )
+
+
 class ManualRunSchema(Schema):
     """The payload of a manual run: it becomes the event's ``data``."""
 
@@ -243,6 +255,7 @@ class QueuedSchema(Schema):
 
     event_id = fields.Str()
     runs = fields.List(fields.Str())
+    duplicate = fields.Bool()
 
 
 class RejectionSchema(Schema):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,11 +36,11 @@ def store_event(
     dedupe_key: str | None = None,
     workflow_id: str | None = None,
 ) -> Accepted:
-    """Commit an event and a queued run for each enabled workflow its endpoint triggers.
+    """Commit an event and a queued run for each workflow it triggers (see ``add_event``).
 
-    With ``workflow_id`` (a manual run) that workflow alone runs, enabled or not. A
-    repeated ``dedupe_key`` on the same endpoint stores nothing and names the first
-    event. Raises SQLAlchemy errors when the database cannot take it.
+    A repeated ``dedupe_key`` from the same endpoint (or, without one, the same
+    ``dedupe_key`` anywhere) stores nothing and names the first event. Raises SQLAlchemy
+    errors when the database cannot take it.
     """
     try:
         with db.session() as session:
@@ -48,25 +48,16 @@ def store_event(
                 seen = _find_duplicate(session, endpoint_id, dedupe_key)
                 if seen:
                     return Accepted(seen, duplicate=True)
-            event = Event(
-                id=new_id("evt"),
+            return add_event(
+                session,
                 type=type,
                 source=source,
-                endpoint_id=endpoint_id,
                 data=data,
                 headers=headers,
+                endpoint_id=endpoint_id,
                 dedupe_key=dedupe_key,
+                workflow_id=workflow_id,
             )
-            session.add(event)
-            if workflow_id is None:
-                workflows = _bound_workflows(session, endpoint_id)
-            else:
-                workflow = fetch(
-                    session, Workflow, workflow_id, f"workflow {workflow_id} not found"
-                )
-                workflows = [(workflow.id, workflow.version)]
-            runs = _queue_runs(session, event.id, workflows)
-            return Accepted(event.id, [run.id for run in runs])
     except IntegrityError:
         if dedupe_key is None:
             raise
@@ -77,10 +68,46 @@ def store_event(
         return Accepted(seen, duplicate=True)
 
 
+def add_event(
+    session: Session,
+    *,
+    type: str,
+    source: str,
+    data: Any,
+    headers: dict[str, str],
+    endpoint_id: str | None = None,
+    dedupe_key: str | None = None,
+    workflow_id: str | None = None,
+) -> Accepted:
+    """Add an event and its queued runs to ``session``'s transaction (commit is the caller's).
+
+    The runs: each enabled workflow bound to the endpoint or triggered by the event's
+    type; with ``workflow_id`` (a manual run) that workflow alone, enabled or not.
+    """
+    event = Event(
+        id=new_id("evt"),
+        type=type,
+        source=source,
+        endpoint_id=endpoint_id,
+        data=data,
+        headers=headers,
+        dedupe_key=dedupe_key,
+    )
+    session.add(event)
+    if workflow_id is None:
+        workflows = _triggered_workflows(session, endpoint_id, type)
+    else:
+        workflow = fetch(session, Workflow, workflow_id, f"workflow {workflow_id} not found")
+        workflows = [(workflow.id, workflow.version)]
+    runs = _queue_runs(session, event.id, workflows)
+    return Accepted(event.id, [run.id for run in runs])
+
+
 def replay_event(session: Session, event_id: str) -> list[str]:
-    """Queue the event again for every enabled workflow its endpoint triggers now."""
+    """Queue the event again for every enabled workflow it triggers now."""
     event = get_event(session, event_id)
-    runs = _queue_runs(session, event.id, _bound_workflows(session, event.endpoint_id))
+    workflows = _triggered_workflows(session, event.endpoint_id, event.type)
+    runs = _queue_runs(session, event.id, workflows)
     return [run.id for run in runs]
 
 
@@ -114,16 +141,22 @@ def _find_duplicate(session: Session, endpoint_id: str | None, key: str) -> str 
     return session.scalar(query)
 
 
-def _bound_workflows(session: Session, endpoint_id: str | None) -> list[tuple[str, int]]:
-    if endpoint_id is None:
-        return []
+def _triggered_workflows(
+    session: Session, endpoint_id: str | None, event_type: str
+) -> list[tuple[str, int]]:
+    """``(id, version)`` of enabled workflows bound to the endpoint or to the event type."""
+    triggered = Workflow.event_type == event_type
+    if endpoint_id is not None:
+        bound = select(EndpointWorkflow.workflow_id).where(
+            EndpointWorkflow.endpoint_id == endpoint_id
+        )
+        triggered = or_(triggered, Workflow.id.in_(bound))
     query = (
         select(Workflow.id, Workflow.version)
-        .join(EndpointWorkflow, EndpointWorkflow.workflow_id == Workflow.id)
-        .where(EndpointWorkflow.endpoint_id == endpoint_id, Workflow.enabled.is_(True))
+        .where(triggered, Workflow.enabled.is_(True))
         .order_by(Workflow.id)
     )
-    return list(session.execute(query).all())
+    return [(wf, version) for wf, version in session.execute(query).all()]
 
 
 def _queue_runs(session: Session, event_id: str, workflows: list[tuple[str, int]]) -> list[Run]:

@@ -4,24 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.errors import RecordError
 from ihook.db import Database
 from ihook.errors import NotFound
 from ihook.models import Record, utcnow
+from ihook.queue import RunQueue
 from ihook.services.common import DEFAULT_PAGE, MAX_PAGE
+from ihook.services.events import add_event
 
 
 class SqlRecordStore:
     """``connectors.RecordStore`` over the records table; each write its own transaction.
 
-    Short transactions keep a run's HTTP calls from holding a database write lock.
+    Short transactions keep a run's HTTP calls from holding a database write lock. A
+    change also publishes ``record.created`` / ``record.updated`` / ``record.deleted``
+    in the same transaction (so no change goes untold), enqueued after the commit.
     """
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, queue: RunQueue | None = None):
         self.db = db
+        self.queue = queue
 
     def get(self, collection: str, key: str) -> dict[str, Any] | None:
         """The record's data, or None."""
@@ -37,21 +42,45 @@ class SqlRecordStore:
                 if mode == "update":
                     raise RecordError(f"no record {key!r} in {collection!r} to update")
                 session.add(Record(collection=collection, key=key, data=data))
-                return "created"
-            if mode == "insert":
+                action = "created"
+            elif mode == "insert":
                 raise RecordError(f"record {key!r} already exists in {collection!r}")
-            if row.data == data:
+            elif row.data == data:
                 return "unchanged"
-            row.data, row.updated_at = data, utcnow()
-            return "updated"
+            else:
+                row.data, row.updated_at = data, utcnow()
+                action = "updated"
+            runs = self._tell(session, action, collection, key, data)
+        self._enqueue(runs)
+        return action
 
     def delete(self, collection: str, key: str) -> bool:
         """Delete a record; False when there was none."""
         with self.db.session() as session:
-            gone = session.execute(
-                delete(Record).where(Record.collection == collection, Record.key == key)
-            )
-            return gone.rowcount == 1  # type: ignore[attr-defined]
+            row = session.get(Record, (collection, key), with_for_update=True)
+            if row is None:
+                return False
+            session.delete(row)
+            runs = self._tell(session, "deleted", collection, key, row.data)
+        self._enqueue(runs)
+        return True
+
+    def _tell(
+        self, session: Session, action: str, collection: str, key: str, data: dict[str, Any]
+    ) -> list[str]:
+        change = {"collection": collection, "key": key, "data": data}
+        accepted = add_event(
+            session,
+            type=f"record.{action}",
+            source=f"records:{collection}",
+            data=change,
+            headers={},
+        )
+        return accepted.run_ids
+
+    def _enqueue(self, run_ids: list[str]) -> None:
+        if self.queue is not None and run_ids:
+            self.queue.enqueue((run_id, 1) for run_id in run_ids)
 
 
 def get_record(session: Session, collection: str, key: str) -> Record:

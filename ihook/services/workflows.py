@@ -13,6 +13,9 @@ from ihook.models import Connector, Endpoint, EndpointWorkflow, Workflow, Workfl
 from ihook.services.common import fetch, flush_unique
 from workflows import DefinitionError, validate_definition
 
+MAX_EVENT_TYPE = 200
+"""Longest event type a trigger may name (the events column's size)."""
+
 
 def get_workflow(session: Session, workflow_id: str) -> Workflow:
     """The workflow, or NotFound."""
@@ -32,6 +35,11 @@ def validate(session: Session, doc: dict[str, Any]) -> dict[str, Any]:
     except DefinitionError as exc:
         raise Invalid("invalid workflow definition", exc.errors) from None
     _endpoint_ids(session, definition.get("trigger") or {})  # names must exist
+    if len(_event_type(definition) or "") > MAX_EVENT_TYPE:
+        raise Invalid(
+            "event type too long",
+            {"trigger": {"event_type": [f"at most {MAX_EVENT_TYPE} characters"]}},
+        )
     return definition
 
 
@@ -45,6 +53,7 @@ def create_workflow(session: Session, doc: dict[str, Any], *, enabled: bool = Tr
         version=1,
         enabled=enabled,
         definition=definition,
+        event_type=_event_type(definition),
     )
     session.add(workflow)
     flush_unique(session, "workflow", workflow.name)
@@ -62,6 +71,7 @@ def update_workflow(
     if definition != workflow.definition:
         workflow.version += 1
         workflow.definition = definition
+        workflow.event_type = _event_type(definition)
         workflow.name = definition["name"]
         workflow.description = definition.get("description") or ""
         session.add(
@@ -76,6 +86,11 @@ def update_workflow(
     if "trigger" in doc:
         _bind_trigger(session, workflow.id, definition.get("trigger"))
     return workflow
+
+
+def _event_type(definition: dict[str, Any]) -> str | None:
+    value = (definition.get("trigger") or {}).get("event_type")
+    return value if isinstance(value, str) else None
 
 
 def delete_workflow(session: Session, workflow_id: str) -> None:
