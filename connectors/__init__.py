@@ -19,6 +19,7 @@ from connectors.registry import (
     connector_kinds,
     register_connector,
 )
+from connectors.smtp import SmtpConnector
 from connectors.sql import SqlConnector
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "RecordsConnector",
     "RemoteError",
     "ResponseTooLarge",
+    "SmtpConnector",
     "SqlConnector",
     "TransientError",
     "build_connector",

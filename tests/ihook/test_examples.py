@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from werkzeug import Request, Response
@@ -14,6 +16,8 @@ from tests.support import completion, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 LMS = ROOT / "examples" / "lms-course-completion.yaml"
 CRM_TOKEN = "crm-example-token"
+ATTENDANCE = ROOT / "examples" / "event-attendance.yaml"
+RECORD_CHANGE = ROOT / "examples" / "record-change-emit.yaml"
 
 
 def ihook(settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -35,7 +39,7 @@ def test_lms_example_applies_and_runs_end_to_end(settings, client, httpserver, w
         "connector crm: created",
         "workflow lms-course-completion: created (v1)",
     ]
-    again = ihook(settings, "apply", "-f", str(LMS.parent), **crm)
+    again = ihook(settings, "apply", "-f", str(LMS), **crm)
     assert again.stdout.splitlines() == [
         "connector crm: unchanged",
         "workflow lms-course-completion: unchanged (v1)",
@@ -99,3 +103,100 @@ def test_invalid_files_exit_1_with_the_errors_and_dry_run_changes_nothing(settin
     assert "workflow lms-course-completion: created (v1)" in planned.stdout
     assert "dry run: nothing was applied" in planned.stdout
     assert "kind:" not in ihook(settings, "export").stdout
+
+
+def finished_runs(client, run_ids: list[str]) -> list[dict] | None:
+    runs = [client.get(f"/api/v1/runs/{run_id}").json for run_id in run_ids]
+    return runs if all(r["status"] not in ("queued", "running") for r in runs) else None
+
+
+def test_event_attendance_example_writes_one_row_per_member_and_session(
+    settings, client, worker, tmp_path
+):
+    db = tmp_path / "events.db"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute(
+            "CREATE TABLE attendance (member_id TEXT, session_id TEXT, checked_in_at TEXT,"
+            " PRIMARY KEY (member_id, session_id))"
+        )
+    applied = ihook(settings, "apply", "-f", str(ATTENDANCE), EVENTS_DB_URL=f"sqlite:///{db}")
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.splitlines() == [
+        "connector events_db: created",
+        "workflow event-attendance: created (v1)",
+    ]
+
+    (workflow,) = client.get("/api/v1/workflows").json
+    endpoint = client.post(
+        "/api/v1/endpoints",
+        json={"name": "checkin", "auth": {"type": "none"}, "workflows": [workflow["id"]]},
+    ).json
+    path = "/hooks/" + endpoint["ingest_url"].rsplit("/", 1)[1]
+    visit = {"member_id": "m-7", "session_id": "s-1"}
+    bodies = [  # the same moment twice, written two ways; then a check-out
+        {**visit, "action": "checked_in", "at": "2026-11-20T09:30:00+01:00"},
+        {**visit, "action": "checked_in", "at": "2026-11-20T08:30:00Z"},
+        {**visit, "action": "checked_out", "at": "2026-11-20T12:00:00Z"},
+    ]
+    run_ids = []
+    for body in bodies:
+        answer = client.raw.post(path, json=body)
+        assert answer.status_code == 202, answer.json
+        run_ids.extend(answer.json["runs"])
+    runs = wait_for(lambda: finished_runs(client, run_ids))
+    assert [r["status"] for r in runs] == ["succeeded", "succeeded", "skipped"], runs
+
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute(
+            "SELECT member_id, session_id, checked_in_at FROM attendance"
+        ).fetchall()
+    assert rows == [("m-7", "s-1", "2026-11-20T08:30:00.000Z")]
+
+
+def test_record_change_emit_example_welcomes_a_new_member(settings, client, worker):
+    applied = ihook(settings, "apply", "-f", str(RECORD_CHANGE))
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.splitlines() == [
+        "workflow tell-on-new-member: created (v1)",
+        "workflow welcome: created (v1)",
+    ]
+    writer = client.post(
+        "/api/v1/workflows",
+        json={
+            "name": "add-member",
+            "trigger": {"manual": True},
+            "steps": [{"id": "save", "type": "upsert", "collection": "members", "key": "id"}],
+        },
+    )
+    assert writer.status_code == 201, writer.json
+    started = client.post(
+        f"/api/v1/workflows/{writer.json['id']}/runs", json={"data": {"id": "m-1", "name": "Ada"}}
+    )
+    assert started.status_code == 202, started.json
+
+    def welcomed():
+        answer = client.get("/api/v1/records/welcomes/m-1")
+        return answer.json if answer.status_code == 200 else None
+
+    assert wait_for(welcomed)["data"] == {"member_id": "m-1", "name": "Ada"}
+
+
+def test_the_whole_examples_directory_applies_together_and_again_unchanged(settings, tmp_path):
+    env = {
+        "CRM_URL": "https://crm.example.com",
+        "CRM_TOKEN": CRM_TOKEN,
+        "EVENTS_DB_URL": f"sqlite:///{tmp_path / 'events.db'}",
+    }
+    first = ihook(settings, "apply", "-f", str(LMS.parent), **env)
+    assert first.returncode == 0, first.stderr
+    assert sorted(first.stdout.splitlines()) == [
+        "connector crm: created",
+        "connector events_db: created",
+        "workflow event-attendance: created (v1)",
+        "workflow lms-course-completion: created (v1)",
+        "workflow tell-on-new-member: created (v1)",
+        "workflow welcome: created (v1)",
+    ]
+    again = ihook(settings, "apply", "-f", str(LMS.parent), **env)
+    assert again.returncode == 0, again.stderr
+    assert all(line.endswith(("unchanged", "unchanged (v1)")) for line in again.stdout.splitlines())
