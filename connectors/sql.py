@@ -265,6 +265,53 @@ class SqlConnector:
             rows = conn.execute(stmt).mappings().all()
         return [{str(name): to_json_value(value) for name, value in row.items()} for row in rows]
 
+    def select_page(
+        self,
+        table: str,
+        where: Mapping[str, Any] | None = None,
+        *,
+        after: Mapping[str, Any] | None = None,
+        order_by: Sequence[str] | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """One page of ``select`` by keyset: the rows that sort after the row ``after``.
+
+        ``order_by`` (the primary key by default) must name columns that are unique together
+        and never null, or rows would be skipped or repeated between pages; ``after`` is the
+        last row of the previous page (only its ``order_by`` columns are read).
+        """
+        t = self.table(table)
+        specs = list(order_by or (c.name for c in t.primary_key.columns))
+        if not specs:
+            raise RecordError(f"table {table!r} has no primary key: give order_by to page it")
+        names = [spec[1:] if spec.startswith("-") else spec for spec in specs]
+        self._check_columns(t, names)
+        if not after:
+            return self.select(table, where, limit=limit, order_by=specs)
+        missing = [repr(name) for name in names if after.get(name) is None]
+        if missing:
+            raise RecordError(f"keyset column(s) {', '.join(missing)} missing or null in after")
+        self._check_columns(t, where or {})
+        # (a, b) after (x, y) is a > x OR (a = x AND b > y); '<' where the order is descending.
+        bound = {name: to_db(t.c[name], after[name]) for name in names}
+        later = [
+            sa.and_(
+                *(t.c[n] == bound[n] for n in names[:i]),
+                t.c[name] < bound[name] if spec.startswith("-") else t.c[name] > bound[name],
+            )
+            for i, (spec, name) in enumerate(zip(specs, names, strict=True))
+        ]
+        if type(limit) is not int or not 0 < limit <= MAX_SELECT_ROWS:  # bool is not a limit
+            raise RecordError(f"limit must be 1-{MAX_SELECT_ROWS}, got {limit!r}")
+        order = [
+            t.c[n].desc() if s.startswith("-") else t.c[n].asc()
+            for s, n in zip(specs, names, strict=True)
+        ]
+        stmt = sa.select(t).where(sa.or_(*later), *self._match(t, where or {}))
+        with self._errors(table), self.engine.connect() as conn:
+            found = conn.execute(stmt.order_by(*order).limit(limit)).mappings().all()
+        return [{str(name): to_json_value(value) for name, value in row.items()} for row in found]
+
     def close(self) -> None:
         """Nothing to release: the engine is shared by every connector on the same URL."""
 

@@ -7,6 +7,7 @@ from workflows.steps import records as records_steps
 from workflows.steps import respond as respond_step
 from workflows.steps import send as send_step
 from workflows.steps import template as template_step
+from workflows.steps import transfer as transfer_step
 from workflows.steps import transform as transform_step
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "respond_step",
     "send_step",
     "template_step",
+    "transfer_step",
     "transform_step",
 ]

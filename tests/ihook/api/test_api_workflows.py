@@ -335,3 +335,26 @@ def test_manual_run_needs_a_payload_and_a_workflow(client):
     missing = client.post(f"/api/v1/workflows/{wf}/runs", json={})
     assert missing.status_code == 422
     assert "data" in missing.json["errors"]["json"]
+
+
+def test_a_queued_run_finishes_on_the_version_it_was_queued_with(client, processes):
+    first = [{"id": "say", "type": "transform", "expression": "'v1'"}]
+    wf = client.post("/api/v1/workflows", json={"name": "versioned", "steps": first}).json["id"]
+    queued = client.post(f"/api/v1/workflows/{wf}/runs", json={"data": {}}).json["runs"][0]
+    second = [{"id": "say", "type": "transform", "expression": "'v2'"}]
+    assert (
+        client.put(f"/api/v1/workflows/{wf}", json={"name": "versioned", "steps": second}).json[
+            "version"
+        ]
+        == 2
+    )
+    later = client.post(f"/api/v1/workflows/{wf}/runs", json={"data": {}}).json["runs"][0]
+    processes.start("worker")  # only now does anything execute
+
+    def finished(run_id):
+        run = client.get(f"/api/v1/runs/{run_id}").json
+        return run if run["status"] == "succeeded" else None
+
+    old, new = wait_for(lambda: finished(queued)), wait_for(lambda: finished(later))
+    assert (old["workflow_version"], old["output"]) == (1, "v1")
+    assert (new["workflow_version"], new["output"]) == (2, "v2")
