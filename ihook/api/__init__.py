@@ -88,6 +88,8 @@ def _require_token() -> None:
     if scheme.lower() != "bearer" or not token:
         abort(401, message="missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     p = platform()
+    # The same cap as ingress: a management call may carry a payload (events, manual runs).
+    request.max_content_length = p.settings.max_body_bytes
     admin = p.settings.admin_token
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
         g.token_ok = True

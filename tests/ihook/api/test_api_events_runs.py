@@ -237,3 +237,10 @@ def test_bad_query_args_are_422_naming_the_arg(client, url, location, field):
     assert body["code"] == 422 and body["status"] == "Unprocessable Entity"
     assert list(body["errors"][location]) == [field]
     assert body["errors"][location][field][0]
+
+
+def test_api_bodies_are_capped_like_ingress(client, platform):
+    big = {"type": "x.y", "data": "x" * (platform.settings.max_body_bytes + 1)}
+    answer = client.post("/api/v1/events", json=big)
+    assert answer.status_code == 413
+    assert answer.json["code"] == 413 and answer.json["message"]
