@@ -215,17 +215,17 @@ def _check_connector(
     out: _Collector,
 ) -> None:
     cls = _class_or_base(config.get("type"))
-    name = config.get("connector")
-    if not cls.connector_kinds or not isinstance(name, str):
-        return
-    kind = kinds.get(name)
-    if kind is None:
-        if check_names:
-            known = ", ".join(sorted(kinds))
-            out.add(where, "connector", f"Unknown connector {name!r} (known: {known}).")
-    elif kind not in cls.connector_kinds:
-        need = " or ".join(cls.connector_kinds)
-        out.add(where, "connector", f"Connector {name!r} is {kind}; {cls.type} needs {need}.")
+    for field, name, allowed in cls.connector_refs(config):
+        if not isinstance(name, str):
+            continue
+        kind = kinds.get(name)
+        if kind is None:
+            if check_names:
+                known = ", ".join(sorted(kinds))
+                out.add(where, field, f"Unknown connector {name!r} (known: {known}).")
+        elif kind not in allowed:
+            need = " or ".join(allowed)
+            out.add(where, field, f"Connector {name!r} is {kind}; {cls.type} needs {need}.")
 
 
 def _class_or_base(step_type: Any) -> type[Step]:

@@ -36,6 +36,17 @@ class Step:
         """Do the work once and return the step's output."""
         raise NotImplementedError
 
+    @classmethod
+    def connector_refs(cls, config: Mapping[str, Any]) -> list[tuple[str, Any, tuple[str, ...]]]:
+        """``(field, connector name, kinds it may be)`` for each connector the config names.
+
+        Validation checks each at save time; a step naming connectors elsewhere than its
+        ``connector`` field (``transfer``'s source and target) says so here.
+        """
+        if not cls.connector_kinds or "connector" not in config:
+            return []
+        return [("connector", config["connector"], cls.connector_kinds)]
+
     def validate(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
         """Check the expression fields of a loaded config; return ``{field: [messages]}``."""
         errors: dict[str, list[str]] = {}

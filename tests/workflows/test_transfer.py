@@ -359,8 +359,14 @@ def test_validation_of_the_shape(change: dict[str, Any], field_name: str, messag
     assert any(message in m for m in errors[field_name]), errors
 
 
-def test_a_source_of_the_wrong_kind_fails_at_run_time(run_steps: RunSteps) -> None:
-    step = push(source={"connector": "receiver", "table": "members"})
-    result = run_steps([step])
-    assert result.status == "failed"
-    assert "source connector 'receiver' is http; this source needs sql" in (result.error or "")
+def test_connectors_of_the_wrong_kind_or_unknown_are_refused_at_save() -> None:
+    kinds = {"receiver": "http", "src": "sql"}
+    step = push(
+        source={"connector": "receiver", "table": "members"},
+        target={"connector": "nowhere", "path": "/bulk"},
+    )
+    with pytest.raises(DefinitionError) as refused:
+        validate_definition({"name": "t", "steps": [step]}, connectors=kinds)
+    errors = refused.value.errors["steps.push"]
+    assert errors["source.connector"] == ["Connector 'receiver' is http; transfer needs sql."]
+    assert errors["target.connector"][0].startswith("Unknown connector 'nowhere'")

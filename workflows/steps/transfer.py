@@ -197,6 +197,18 @@ class Transfer(Step):
                     errors.setdefault(f"{part}.{name}", []).append(str(exc))
         return errors
 
+    @classmethod
+    def connector_refs(cls, config: Mapping[str, Any]) -> list[tuple[str, Any, tuple[str, ...]]]:
+        refs: list[tuple[str, Any, tuple[str, ...]]] = []
+        source, target = config.get("source"), config.get("target")
+        if isinstance(source, Mapping) and "connector" in source:
+            kind = "sql" if "table" in source else "http"
+            refs.append(("source.connector", source["connector"], (kind,)))
+        if isinstance(target, Mapping) and "connector" in target:
+            kind = "http" if "path" in target else "sql" if "table" in target else RECORDS
+            refs.append(("target.connector", target["connector"], (kind,)))
+        return refs
+
     def run(self, config: Mapping[str, Any], ctx: StepContext) -> Any:
         size, cap, mapping = config["chunk_size"], config["max_rows"], config.get("map")
         skip = config["on_error"] == "skip"
