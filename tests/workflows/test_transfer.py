@@ -17,7 +17,7 @@ from werkzeug import Request, Response
 from connectors import RecordsConnector, SqlConnector, build_connector
 from connectors.outbound import OutboundPolicy
 from workflows import DefinitionError, Resources, RunResult, validate_definition
-from workflows.steps import transfer
+from workflows.steps import transfer_io
 
 RunSteps = Callable[..., RunResult]
 
@@ -158,7 +158,7 @@ def test_a_chunk_answered_503_once_is_retried_in_place(
 def test_a_run_retried_after_a_chunk_failed_for_good_delivers_each_row_once(
     run_steps: RunSteps, server: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transfer, "RETRY_DELAYS", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(transfer_io, "RETRY_DELAYS", (0.0, 0.0, 0.0))
     receiver = Receiver({6: [503] * 4})
     receive(server, receiver)
     first = run_steps([push()], run={"id": "run_1", "attempt": 1})
