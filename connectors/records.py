@@ -36,6 +36,9 @@ class RecordStore(Protocol):
     def delete(self, collection: str, key: str) -> bool:
         """Delete; return whether the record existed."""
 
+    def page(self, collection: str, after: str | None, limit: int) -> list[tuple[str, Any]]:
+        """Up to ``limit`` ``(key, data)`` pairs in key order, after the key ``after``."""
+
 
 def check_collection(collection: str) -> str:
     """Return ``collection`` or raise RecordError when the name is not allowed."""
@@ -104,6 +107,12 @@ class RecordsConnector:
     def delete(self, collection: str, key: str) -> bool:
         """Delete the record; return whether it existed."""
         return self.store.delete(check_collection(collection), check_key(key))
+
+    def page(
+        self, collection: str, after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, Any]]:
+        """Up to ``limit`` ``(key, data)`` pairs in key order, after the key ``after``."""
+        return self.store.page(check_collection(collection), after, limit)
 
     def close(self) -> None:
         """Nothing to release: the platform owns the store."""

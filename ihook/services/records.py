@@ -65,6 +65,15 @@ class SqlRecordStore:
         self._enqueue(runs)
         return True
 
+    def page(self, collection: str, after: str | None, limit: int) -> list[tuple[str, Any]]:
+        """Up to ``limit`` ``(key, data)`` pairs in key order, after the key ``after``."""
+        with self.db.session() as session:
+            query = select(Record.key, Record.data).where(Record.collection == collection)
+            if after is not None:
+                query = query.where(Record.key > after)
+            rows = session.execute(query.order_by(Record.key).limit(limit)).all()
+        return [(key, data) for key, data in rows]
+
     def _tell(
         self, session: Session, action: str, collection: str, key: str, data: dict[str, Any]
     ) -> list[str]:

@@ -336,9 +336,9 @@ def test_validation_names_bad_expressions_and_missing_parts() -> None:
         ({"chunk_size": 5001}, "chunk_size", "Must be greater than or equal to 1 and less"),
         ({"foreach": "data.tables"}, "foreach", "foreach is not supported"),
         (
-            {"source": {"connector": "records", "collection": "members"}},
-            "source.collection",
-            "Records cannot be a source yet",
+            {"source": {"connector": "records", "collection": "members", "table": "t"}},
+            "source.table",
+            "Not with a records source.",
         ),
         (
             {"source": {"connector": "src", "table": "members", "items": "data"}},

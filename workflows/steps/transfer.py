@@ -80,7 +80,8 @@ _SQL_ONLY = ("where", "order_by")
 
 
 class SourceConfig(Schema):
-    """An sql ``table`` (keyset paging) or an http ``path`` read page by page."""
+    """An sql ``table`` (keyset paging), a records ``collection`` (key order) or an http
+    ``path`` read page by page."""
 
     connector = fields.String(required=True)
     table = table_field()
@@ -94,15 +95,17 @@ class SourceConfig(Schema):
     page_size = fields.Integer(validate=validate.Range(min=1, max=MAX_CHUNK_SIZE))
     size_param = fields.String(validate=validate.Length(min=1))
     max_pages = fields.Integer(validate=validate.Range(min=1, max=100_000))
-    collection = fields.Raw()
+    collection = fields.String(
+        validate=validate.Regexp(COLLECTION, error="Not a valid collection name.")
+    )
 
     @validates_schema(skip_on_field_errors=False, pass_original=True)
     def _shape(self, data: dict[str, Any], original: dict[str, Any], **_: Any) -> None:
         if "collection" in original:
-            raise ValidationError(
-                "Records cannot be a source yet (the store is not listed); use sql or http.",
-                "collection",
-            )
+            extra = [n for n in (*_HTTP_ONLY, *_SQL_ONLY, "table") if n in original]
+            if extra:
+                raise ValidationError({n: ["Not with a records source."] for n in extra})
+            return
         wrong = _HTTP_ONLY if "table" in original else _SQL_ONLY
         errors = {name: ["Not with this source."] for name in wrong if name in original}
         if "next" in original and "page_param" in original:
@@ -194,7 +197,7 @@ class Transfer(Step):
         refs: list[tuple[str, Any, tuple[str, ...]]] = []
         source, target = config.get("source"), config.get("target")
         if isinstance(source, Mapping) and "connector" in source:
-            kind = "sql" if "table" in source else "http"
+            kind = "sql" if "table" in source else RECORDS if "collection" in source else "http"
             refs.append(("source.connector", source["connector"], (kind,)))
         if isinstance(target, Mapping) and "connector" in target:
             kind = "http" if "path" in target else "sql" if "table" in target else RECORDS

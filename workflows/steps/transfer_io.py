@@ -55,9 +55,23 @@ def _connector(ctx: StepContext, name: str, kind: str, role: str) -> Any:
 
 
 def reader(source: Mapping[str, Any], ctx: StepContext, size: int) -> Iterator[Any]:
+    if "collection" in source:
+        records = _connector(ctx, source["connector"], RECORDS, "source")
+        return _record_rows(source["collection"], records, size)
     if "table" in source:
         return _sql_rows(source, ctx, _connector(ctx, source["connector"], "sql", "source"), size)
     return _http_rows(source, ctx, _connector(ctx, source["connector"], "http", "source"))
+
+
+def _record_rows(collection: str, records: Any, size: int) -> Iterator[Any]:
+    """A collection's records' data, a page of ``size`` at a time, in key order."""
+    after: str | None = None
+    while True:
+        page, _ = with_retries(partial(records.page, collection, after, size))
+        yield from (data for _, data in page)
+        if len(page) < size:
+            return
+        after = page[-1][0]
 
 
 def _sql_rows(source: Mapping[str, Any], ctx: StepContext, sql: Any, size: int) -> Iterator[Any]:
