@@ -11,7 +11,6 @@ from ihook.models import Record
 from ihook.services.records import SqlRecordStore
 from workflows import DefinitionError, Resources, run_workflow, validate_definition
 
-
 COUNT = 1234
 
 
