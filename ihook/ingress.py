@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import time
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
@@ -108,7 +109,7 @@ def _accept(endpoint: Endpoint) -> tuple[Response, int]:
         raise Refused(401, f"authentication failed: {exc.reason}") from None
     data = _parse(headers.get("content-type", ""), body)
     if endpoint.schema is not None:
-        _validate(endpoint.schema, data)
+        _validate(endpoint, data)
     scope = {"headers": headers, "data": data}
     event_type = _evaluate(endpoint.event_type, scope, "event_type") or DEFAULT_EVENT_TYPE
     if len(event_type) > MAX_TYPE_LENGTH:
@@ -168,14 +169,18 @@ def _parse(content_type: str, body: bytes) -> Any:
     )
 
 
-_validators: dict[str, Draft202012Validator] = {}
+# Compiled per endpoint and kept until the endpoint changes: compiling is the costly part.
+_validators: dict[str, tuple[datetime, Draft202012Validator]] = {}
 
 
-def _validate(schema: dict[str, Any], data: Any) -> None:
-    key = json.dumps(schema, sort_keys=True)
-    validator = _validators.get(key)
-    if validator is None:
-        validator = _validators[key] = Draft202012Validator(schema)
+def _validate(endpoint: Endpoint, data: Any) -> None:
+    cached = _validators.get(endpoint.id)
+    if cached is None or cached[0] != endpoint.updated_at:
+        cached = _validators[endpoint.id] = (
+            endpoint.updated_at,
+            Draft202012Validator(endpoint.schema or {}),
+        )
+    validator = cached[1]
     problems: dict[str, list[str]] = {}
     for error in validator.iter_errors(data):
         path = ".".join(str(part) for part in error.absolute_path) or "<body>"

@@ -6,9 +6,7 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy import select
-
-from ihook.models import Connector, Event, RunStatus, WorkflowVersion
+from ihook.models import Event, RunStatus, WorkflowVersion
 from ihook.platform import Platform
 from ihook.resources import run_resources
 from ihook.services.runs import backoff, claim_run, finish_run
@@ -43,7 +41,6 @@ def execute_run(run_id: str) -> str:
             return "not claimed: already taken, finished or not yet due"
         event = session.get(Event, run.event_id)
         version = session.get(WorkflowVersion, (run.workflow_id, run.workflow_version))
-        connectors = list(session.scalars(select(Connector)))
     if event is None or version is None:
         with p.db.session() as session:
             finish_run(
@@ -51,7 +48,7 @@ def execute_run(run_id: str) -> str:
             )
         return "failed"
     try:
-        resources = run_resources(p, run, event, connectors)
+        resources = run_resources(p, run, event)
         result = run_workflow(
             version.definition,
             event_document(event),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from sqlalchemy import select
+
 from connectors import RecordsConnector, build_connector
 from ihook.models import Connector, Event, Run
 from ihook.platform import Platform
@@ -19,43 +21,49 @@ DEPTH_HEADER = "ihook-emit-depth"
 """Header of an emitted event that counts the chain it belongs to."""
 
 
-def run_resources(p: Platform, run: Run, event: Event, connectors: list[Connector]) -> Resources:
+def run_resources(p: Platform, run: Run, event: Event) -> Resources:
     """The resources of one attempt of ``run``.
 
     No http_client: the outbound guard's shared one (no proxies from the environment, no
     cookies kept between targets) serves every request.
     """
     return Resources(
-        connectors=RunConnectors(p, connectors),
+        connectors=RunConnectors(p),
         outbound=p.outbound,
         events=RunEvents(p, run, event),
     )
 
 
 class RunConnectors(Mapping[str, Any]):
-    """A run's connectors by name, each built when a step first asks for it.
+    """A run's connectors by name, each read and built when a step first asks for it.
 
-    Building lazily means one misconfigured connector fails only the steps that use
-    it, as a step error in the run log, instead of every run.
+    Lazily, so a run that uses no connector costs no query, and one misconfigured
+    connector fails only the steps that use it, as a step error in the run log.
     """
 
-    def __init__(self, p: Platform, rows: list[Connector]):
+    def __init__(self, p: Platform):
         self._platform = p
-        self._rows = {row.name: row for row in rows}
         self._built: dict[str, Any] = {"records": RecordsConnector(SqlRecordStore(p.db, p.queue))}
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._built:
-            row = self._rows[name]
+            with self._platform.db.session() as session:
+                row = session.scalar(select(Connector).where(Connector.name == name))
+            if row is None:
+                raise KeyError(name)
             config = full_config(row, self._platform.vault)
             self._built[name] = build_connector(row.kind, config, policy=self._platform.outbound)
         return self._built[name]
 
+    def _names(self) -> set[str]:
+        with self._platform.db.session() as session:
+            return {"records", *session.scalars(select(Connector.name))}
+
     def __iter__(self) -> Iterator[str]:
-        return iter({"records", *self._rows})
+        return iter(self._names())
 
     def __len__(self) -> int:
-        return len({"records", *self._rows})
+        return len(self._names())
 
 
 class RunEvents:

@@ -74,3 +74,33 @@ def completion(member: str = "m-1", course: str = "CS101", status: str = "comple
         "course": {"code": course, "title": "Intro"},
         "completed_at": "2026-11-20T10:00:00Z",
     }
+
+
+class MemoryStore:
+    """A ``connectors.RecordStore`` in a dict, with the platform's write rules."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], dict] = {}
+
+    def get(self, collection: str, key: str) -> dict | None:
+        return self.rows.get((collection, key))
+
+    def write(self, collection: str, key: str, data: dict, *, mode: str) -> str:
+        from connectors import RecordError
+
+        old = self.rows.get((collection, key))
+        if mode == "insert" and old is not None:
+            raise RecordError(f"{collection}/{key} exists")
+        if mode == "update" and old is None:
+            raise RecordError(f"{collection}/{key} does not exist")
+        self.rows[(collection, key)] = data
+        if old is None:
+            return "created"
+        return "unchanged" if old == data else "updated"
+
+    def delete(self, collection: str, key: str) -> bool:
+        return self.rows.pop((collection, key), None) is not None
+
+    def page(self, collection: str, after: str | None, limit: int) -> list[tuple[str, dict]]:
+        keys = sorted(k for c, k in self.rows if c == collection and (after is None or k > after))
+        return [(k, self.rows[(collection, k)]) for k in keys[:limit]]

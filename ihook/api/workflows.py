@@ -28,7 +28,7 @@ def present(session: Session, workflow: Workflow, definition: dict | None = None
         version=workflow.version,
         enabled=workflow.enabled,
         trigger=service.trigger_of(session, workflow),
-        endpoints=[e for e in service.endpoint_names(session, workflow.id)],
+        endpoints=service.endpoint_names(session, workflow.id),
         created_at=workflow.created_at,
         updated_at=workflow.updated_at,
     )

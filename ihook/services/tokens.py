@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -9,6 +11,8 @@ from ihook.ids import new_id
 from ihook.models import ApiToken, utcnow
 from ihook.secrets import generate_token, hash_token
 
+LAST_USED_EVERY = timedelta(minutes=1)
+"""How stale ``last_used_at`` may get: noting every call would make each GET a write."""
 TOKEN_PREFIX = "ihk_"
 """Management tokens start with this, so they are recognisable in a leak scanner."""
 
@@ -23,10 +27,14 @@ def create_token(session: Session, name: str) -> tuple[ApiToken, str]:
 
 
 def check_token(session: Session, token: str) -> bool:
-    """True when ``token`` is a stored one (its last use is noted)."""
+    """True when ``token`` is a stored one; its last use is noted, at most once a minute."""
     digest = hash_token(token)
-    row = session.scalar(select(ApiToken.id).where(ApiToken.token_hash == digest))
+    row = session.execute(
+        select(ApiToken.id, ApiToken.last_used_at).where(ApiToken.token_hash == digest)
+    ).first()
     if row is None:
         return False
-    session.execute(update(ApiToken).where(ApiToken.id == row).values(last_used_at=utcnow()))
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
+        session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
     return True

@@ -5,26 +5,7 @@ from typing import Any
 import pytest
 
 from connectors import RecordError, RecordsConnector, RecordStore
-
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def get(self, collection: str, key: str) -> dict[str, Any] | None:
-        return self.rows.get((collection, key))
-
-    def write(self, collection: str, key: str, data: dict[str, Any], *, mode: str) -> str:
-        old = self.rows.get((collection, key))
-        if mode == "insert" and old is not None:
-            raise RecordError("exists")
-        if mode == "update" and old is None:
-            raise RecordError("missing")
-        self.rows[(collection, key)] = data
-        return "created" if old is None else ("unchanged" if old == data else "updated")
-
-    def delete(self, collection: str, key: str) -> bool:
-        return self.rows.pop((collection, key), None) is not None
+from tests.support import MemoryStore
 
 
 @pytest.fixture

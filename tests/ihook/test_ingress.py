@@ -272,3 +272,14 @@ def test_a_very_long_dedupe_value_is_hashed_not_refused(client, platform):
     assert again.json["duplicate"] is True
     with platform.db.session() as session:
         assert session.get(Event, first.json["event_id"]).dedupe_key.startswith("sha256:")
+
+
+def test_a_changed_schema_applies_to_the_next_request(client):
+    ep = client.post(
+        "/api/v1/endpoints",
+        json={"name": "evolving", "auth": {"type": "none"}, "schema": {"required": ["a"]}},
+    ).json
+    assert client.raw.post(_path(ep), json={"b": 1}).status_code == 422
+    client.patch(f"/api/v1/endpoints/{ep['id']}", json={"schema": {"required": ["b"]}})
+    assert client.raw.post(_path(ep), json={"b": 1}).status_code == 202
+    assert client.raw.post(_path(ep), json={"a": 1}).status_code == 422

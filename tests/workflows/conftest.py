@@ -8,33 +8,10 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
-from connectors import RecordError, RecordsConnector
+from connectors import RecordsConnector
 from connectors.outbound import OutboundPolicy
+from tests.support import MemoryStore
 from workflows import Resources, RunResult, run_workflow, validate_definition
-
-
-class MemoryStore:
-    """A RecordStore in a dict, with the platform's write rules."""
-
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def get(self, collection: str, key: str) -> dict[str, Any] | None:
-        return self.rows.get((collection, key))
-
-    def write(self, collection: str, key: str, data: dict[str, Any], *, mode: str) -> str:
-        old = self.rows.get((collection, key))
-        if mode == "insert" and old is not None:
-            raise RecordError(f"{collection}/{key} exists")
-        if mode == "update" and old is None:
-            raise RecordError(f"{collection}/{key} does not exist")
-        self.rows[(collection, key)] = data
-        if old is None:
-            return "created"
-        return "unchanged" if old == data else "updated"
-
-    def delete(self, collection: str, key: str) -> bool:
-        return self.rows.pop((collection, key), None) is not None
 
 
 @pytest.fixture
