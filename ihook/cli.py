@@ -75,10 +75,10 @@ def worker(burst: bool, fork: bool) -> None:
 
 
 @main.command()
-@click.option("--interval", default=2.0, show_default=True, help="Seconds between sweeps.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between ticks.")
 def scheduler(interval: float) -> None:
-    """Sweep runs left queued or stuck, so nothing acknowledged is lost."""
-    from ihook.sweeper import run_forever
+    """Fire scheduled workflows; sweep runs left queued or stuck, so nothing is lost."""
+    from ihook.scheduler import run_forever
 
     run_forever(_platform(), interval=interval)
 

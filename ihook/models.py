@@ -115,6 +115,10 @@ class Workflow(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     event_type: Mapped[str | None] = mapped_column(String(200), index=True)
     """The trigger's ``event_type`` (kept in a column so publishing finds workflows fast)."""
+    schedule_from: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    """Set while the trigger is a schedule (and the workflow enabled): no earlier slot fires."""
+    last_slot: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """The newest schedule slot that fired."""
     definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -9,20 +9,12 @@ database updates are conditional and a run executes only after a worker claims i
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
-
-from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 
 from ihook.platform import Platform
 from ihook.services.runs import due_queued, release_stuck
 
 log = logging.getLogger(__name__)
-
-SWEEP_INTERVAL = 2.0
-"""Seconds between two sweeps."""
-
 
 @dataclass
 class Sweep:
@@ -45,13 +37,3 @@ def sweep_once(platform: Platform) -> Sweep:
     if missing and platform.queue.enqueue(missing):
         log.warning("enqueued %d run(s) that had no job in Redis", len(missing))
     return Sweep(released=len(released), enqueued=len(missing))
-
-
-def run_forever(platform: Platform, *, interval: float = SWEEP_INTERVAL) -> None:
-    """Sweep every ``interval`` seconds; a failing database or Redis is logged and retried."""
-    while True:
-        try:
-            sweep_once(platform)
-        except (RedisError, SQLAlchemyError) as exc:
-            log.warning("sweep failed, will retry: %s", exc)
-        time.sleep(interval)

@@ -12,6 +12,7 @@ from connectors.base import flatten_messages
 from workflows.errors import DefinitionError, WorkflowError
 from workflows.expressions import referenced_steps
 from workflows.registry import Step, step_class, step_types
+from workflows.schedule import ScheduleError, parse_schedule
 from workflows.schema import STEP_ID, StepConfig, iter_expressions
 
 MAX_STEPS = 50
@@ -22,8 +23,6 @@ TRIGGERS = ("endpoint", "event_type", "poller", "schedule", "manual")
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _STEP_ID = re.compile(STEP_ID)
-_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?#LW-]+$")
-_CRON_ALIASES = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 _TOP_LEVEL = {"name", "description", "trigger", "vars", "steps"}
 _REQUIRED = "Missing data for required field."
 
@@ -112,21 +111,11 @@ def _trigger_problem(kind: str, value: Any) -> tuple[str, str] | None:
         return None if name_ok(value) else (kind, "Must be a non-empty string.")
     if kind == "manual":
         return None if value is True else (kind, "Must be true.")
-    cron = value.get("cron") if isinstance(value, Mapping) else None
-    if isinstance(value, Mapping) and set(value) != {"cron"}:
-        return "schedule", "Must be {cron: <expression>}."
-    if not _cron_ok(cron):
-        return "schedule.cron", "Not a valid cron expression (5 fields or an @alias)."
+    try:
+        parse_schedule(value)
+    except ScheduleError as exc:
+        return exc.field, str(exc)
     return None
-
-
-def _cron_ok(cron: Any) -> bool:
-    if not isinstance(cron, str):
-        return False
-    parts = cron.split()
-    if len(parts) == 1:
-        return parts[0] in _CRON_ALIASES
-    return len(parts) == 5 and all(_CRON_FIELD.match(part) for part in parts)
 
 
 def _check_steps(

@@ -85,8 +85,7 @@ class WorkflowById(MethodView):
     def patch(self, body: dict, workflow_id: str) -> dict:
         """Enable or disable a workflow (no new version)"""
         with platform().db.session() as session:
-            workflow = service.get_workflow(session, workflow_id)
-            workflow.enabled = body["enabled"]
+            workflow = service.set_enabled(session, workflow_id, body["enabled"])
             return present(session, workflow)
 
     @blp.response(204)

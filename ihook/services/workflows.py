@@ -11,6 +11,7 @@ from ihook.errors import Invalid, NotFound
 from ihook.ids import new_id
 from ihook.models import Connector, Endpoint, EndpointWorkflow, Workflow, WorkflowVersion, utcnow
 from ihook.services.common import fetch, flush_unique
+from ihook.services.schedules import schedule_of, track_schedule
 from workflows import DefinitionError, validate_definition
 
 MAX_EVENT_TYPE = 200
@@ -55,6 +56,7 @@ def create_workflow(session: Session, doc: dict[str, Any], *, enabled: bool = Tr
         definition=definition,
         event_type=_event_type(definition),
     )
+    track_schedule(workflow, changed=True)
     session.add(workflow)
     flush_unique(session, "workflow", workflow.name)
     session.add(WorkflowVersion(workflow_id=workflow.id, version=1, definition=definition))
@@ -68,6 +70,7 @@ def update_workflow(
     """Store a new version (runs in flight finish on theirs) and rebind the trigger."""
     workflow = get_workflow(session, workflow_id)
     definition = validate(session, doc)
+    was_enabled, old_schedule = workflow.enabled, schedule_of(workflow.definition)
     if definition != workflow.definition:
         workflow.version += 1
         workflow.definition = definition
@@ -81,10 +84,21 @@ def update_workflow(
         )
     if enabled is not None:
         workflow.enabled = enabled
+    changed = schedule_of(definition) != old_schedule or (workflow.enabled and not was_enabled)
+    track_schedule(workflow, changed=changed)
     workflow.updated_at = utcnow()
     flush_unique(session, "workflow", workflow.name)
     if "trigger" in doc:
         _bind_trigger(session, workflow.id, definition.get("trigger"))
+    return workflow
+
+
+def set_enabled(session: Session, workflow_id: str, enabled: bool) -> Workflow:
+    """Enable or disable a workflow without a new version."""
+    workflow = get_workflow(session, workflow_id)
+    changed = enabled and not workflow.enabled
+    workflow.enabled = enabled
+    track_schedule(workflow, changed=changed)
     return workflow
 
 

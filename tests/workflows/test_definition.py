@@ -178,8 +178,13 @@ def test_wrong_config_shape() -> None:
         ({"event_type": 5}, "event_type"),
         ({"manual": "yes"}, "manual"),
         ({"schedule": {"cron": "every day"}}, "schedule.cron"),
-        ({"schedule": "0 2 * * *"}, "schedule.cron"),
+        ({"schedule": "0 2 * * *"}, "schedule"),
         ({"schedule": {"cron": "0 2 * * *", "tz": "UTC"}}, "schedule"),
+        ({"schedule": {"cron": "0 2 * * * 5"}}, "schedule.cron"),
+        ({"schedule": {"cron": "0 2 * * *", "timezone": "Mars/Olympus"}}, "schedule.timezone"),
+        ({"schedule": {"interval_seconds": 4}}, "schedule.interval_seconds"),
+        ({"schedule": {"interval_seconds": "60"}}, "schedule.interval_seconds"),
+        ({"schedule": {"interval_seconds": 60, "cron": "@daily"}}, "schedule"),
     ],
 )
 def test_bad_trigger(trigger: Any, field: str) -> None:
@@ -194,6 +199,8 @@ def test_bad_trigger(trigger: Any, field: str) -> None:
         {"poller": "courses"},
         {"schedule": {"cron": "0 2 * * 1-5"}},
         {"schedule": {"cron": "@daily"}},
+        {"schedule": {"cron": "0 2 * * *", "timezone": "America/Toronto"}},
+        {"schedule": {"interval_seconds": 600}},
         {"manual": True},
     ],
 )
