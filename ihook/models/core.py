@@ -1,4 +1,4 @@
-"""SQLAlchemy models: the platform's tables.
+"""The core tables: tokens, endpoints, workflows, events, runs, records, connectors.
 
 JSON columns are JSONB on PostgreSQL; times are stored in UTC and come back aware.
 Statuses are ``str`` enums so they read well in the database and the API.
@@ -7,47 +7,21 @@ Statuses are ``str`` enums so they read well in the database and the API.
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
-
-
-def utcnow() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp stored in UTC and always returned timezone-aware."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC) if value is not None else None
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
+from ihook.models.base import Base, JSONType, UTCDateTime, utcnow
 
 
 class RunStatus(enum.StrEnum):
@@ -62,10 +36,6 @@ class RunStatus(enum.StrEnum):
 
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.skipped)
 """Statuses a run does not leave (except by an explicit retry)."""
-
-
-class Base(DeclarativeBase):
-    """Declarative base of every model."""
 
 
 class ApiToken(Base):
@@ -160,6 +130,8 @@ class Event(Base):
     data: Mapped[Any] = mapped_column(JSONType, nullable=True)
     headers: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     dedupe_key: Mapped[str | None] = mapped_column(String(500))
+    environment: Mapped[str] = mapped_column(String(16), default="live", server_default="live")
+    """Which subscriptions it goes to: ``live`` or ``sandbox`` ones."""
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 

@@ -1,0 +1,52 @@
+"""SQLAlchemy models: the platform's tables.
+
+JSON columns are JSONB on PostgreSQL; times are stored in UTC and come back aware.
+Statuses are ``str`` enums so they read well in the database and the API.
+"""
+
+from ihook.models.base import Base, JSONType, UTCDateTime, utcnow
+from ihook.models.core import (
+    FINISHED,
+    ApiToken,
+    Connector,
+    Endpoint,
+    EndpointWorkflow,
+    Event,
+    Record,
+    Rejection,
+    Run,
+    RunStatus,
+    Workflow,
+    WorkflowVersion,
+)
+from ihook.models.outgoing import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    EventType,
+    Subscription,
+)
+
+__all__ = [
+    "FINISHED",
+    "ApiToken",
+    "Base",
+    "Connector",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeliveryStatus",
+    "Endpoint",
+    "EndpointWorkflow",
+    "Event",
+    "EventType",
+    "JSONType",
+    "Record",
+    "Rejection",
+    "Run",
+    "RunStatus",
+    "Subscription",
+    "UTCDateTime",
+    "Workflow",
+    "WorkflowVersion",
+    "utcnow",
+]
