@@ -7,10 +7,12 @@ descriptions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
+
+from connectors.sqlwhere import COMPARE_OPS, Compare
 
 STEP_ID = r"^[A-Za-z_][A-Za-z0-9_]*$"
 """What a step id looks like: usable as ``steps.<id>`` in jmespath and jinja2."""
@@ -41,6 +43,56 @@ def template_map(**kwargs: Any) -> fields.Dict:
     return fields.Dict(
         keys=fields.String(), values=fields.String(), metadata={"expr": TEMPLATE}, **kwargs
     )
+
+
+class WhereMap(fields.Field):
+    """``{column: jmespath}`` (equality) or ``{column: {operator: jmespath}}`` per column."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise ValidationError(
+                "Must be an object of {column: jmespath or {operator: jmespath}}."
+            )
+        errors: dict[str, Any] = {}
+        for column, spec in value.items():
+            if isinstance(spec, str):
+                continue
+            if not isinstance(spec, Mapping):
+                errors[str(column)] = ["Must be a jmespath string or {operator: jmespath}."]
+            elif not spec:
+                errors[str(column)] = [f"Give at least one operator ({', '.join(COMPARE_OPS)})."]
+            else:
+                problems = [_operator_problem(op, src) for op, src in spec.items()]
+                if any(problems):
+                    errors[str(column)] = [p for p in problems if p]
+        if errors:
+            raise ValidationError(errors)
+        return {
+            column: spec if isinstance(spec, str) else dict(spec) for column, spec in value.items()
+        }
+
+
+def _operator_problem(op: Any, src: Any) -> str | None:
+    if op not in COMPARE_OPS:
+        return f"Unknown operator {op!r} (use {', '.join(COMPARE_OPS)})."
+    if not isinstance(src, str):
+        return f"{op}: must be a jmespath string."
+    return None
+
+
+def where_map(**kwargs: Any) -> WhereMap:
+    """An sql filter: per column a jmespath (equality) or ``{operator: jmespath}``."""
+    return WhereMap(metadata={"expr": JMESPATH}, **kwargs)
+
+
+def where_values(where: Mapping[str, Any], search: Callable[[str], Any]) -> dict[str, Any]:
+    """A loaded ``where_map`` evaluated: ``{column: value or [Compare, ...]}`` for the connector."""
+    return {
+        column: search(spec)
+        if isinstance(spec, str)
+        else [Compare(op, search(src)) for op, src in spec.items()]
+        for column, spec in where.items()
+    }
 
 
 class KeySpec(fields.Field):
@@ -81,3 +133,7 @@ def iter_expressions(schema: Schema, config: Mapping[str, Any]) -> Iterator[tupl
             for sub, src in value.items():
                 if isinstance(src, str):
                     yield f"{name}.{sub}", kind, src
+                elif isinstance(src, Mapping):  # a where_map's {operator: jmespath}
+                    for op, inner in src.items():
+                        if isinstance(inner, str):
+                            yield f"{name}.{sub}.{op}", kind, inner

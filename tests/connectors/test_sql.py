@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -24,74 +21,8 @@ from connectors import (
 from connectors.outbound import OutboundPolicy
 from connectors.sql import SqlConfig, shared_engine
 from connectors.sqlvalues import to_json_value
+from tests.connectors.sqldb import Database, activities, members
 from tests.support import free_port
-
-PG_URL = os.environ.get("IHOOK_TEST_DATABASE_URL")
-REQUIRE_PG = os.environ.get("IHOOK_REQUIRE_POSTGRES") == "1"
-
-
-@dataclass
-class Database:
-    """A database to test against; tables get unique names and are dropped afterwards."""
-
-    backend: str
-    url: str
-    engine: sa.Engine
-    metadata: sa.MetaData = field(default_factory=sa.MetaData)
-
-    def create(self, base: str, *columns: Any, **kwargs: Any) -> str:
-        name = f"{base}_{uuid.uuid4().hex[:12]}"
-        sa.Table(name, self.metadata, *columns, **kwargs).create(self.engine)
-        return name
-
-    def rows(self, name: str) -> list[dict[str, Any]]:
-        table = self.metadata.tables[name]
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(table).order_by(*table.columns)).mappings().all()
-        return [dict(row) for row in rows]
-
-    def connector(self, **config: Any) -> SqlConnector:
-        connector = build_connector("sql", {"url": self.url, **config}, policy=OutboundPolicy())
-        assert isinstance(connector, SqlConnector)
-        return connector
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Database]:
-    if request.param == "postgres":
-        if not PG_URL:
-            if REQUIRE_PG:
-                pytest.fail("IHOOK_TEST_DATABASE_URL is not set but IHOOK_REQUIRE_POSTGRES=1")
-            pytest.skip("no PostgreSQL: set IHOOK_TEST_DATABASE_URL")
-        url = PG_URL
-    else:
-        url = f"sqlite:///{tmp_path / 'data.db'}"
-    db = Database(request.param, url, sa.create_engine(url))
-    yield db
-    db.metadata.drop_all(db.engine)
-    db.engine.dispose()
-
-
-def members(db: Database) -> str:
-    return db.create(
-        "members",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("email", sa.String(100), nullable=False, unique=True),
-        sa.Column("name", sa.String(100)),
-        sa.Column("score", sa.Numeric(10, 2)),
-        sa.Column("joined_at", sa.DateTime),
-        sa.Column("born", sa.Date),
-    )
-
-
-def activities(db: Database) -> str:
-    return db.create(
-        "activities",
-        sa.Column("member_id", sa.Integer, primary_key=True),
-        sa.Column("course", sa.String(20), primary_key=True),
-        sa.Column("status", sa.String(20)),
-    )
-
 
 # config and registry
 
@@ -291,8 +222,13 @@ def test_sql_select_values_are_json_safe(database: Database) -> None:
     sql.write(
         table,
         "id",
-        {"id": 1, "email": "a@x.org", "score": "12.25", "born": "1990-02-03",
-         "joined_at": "2024-05-01T12:00:00+02:00"},
+        {
+            "id": 1,
+            "email": "a@x.org",
+            "score": "12.25",
+            "born": "1990-02-03",
+            "joined_at": "2024-05-01T12:00:00+02:00",
+        },
         "insert",
     )
     (row,) = sql.select(table, {"born": "1990-02-03"})

@@ -10,13 +10,16 @@ write steps make them, values joined with ':'::
 
 The output is the record's data, or null when there is none.
 
-Sql connectors are read by ``table`` and ``where`` (``{column: jmespath}``, equality
-only; a null value matches NULL), with ``limit`` (default 1) and ``order_by`` (column
-names, ``-name`` for descending). With ``one`` (the default) the output is the first row
-or null; with ``one: false`` it is the list of rows::
+Sql connectors are read by ``table`` and ``where``, with ``limit`` (default 1) and
+``order_by`` (column names, ``-name`` for descending). ``where`` gives per column a
+jmespath (equality; a null value matches NULL) or ``{operator: jmespath}`` with operators
+``eq ne gt gte lt lte in``, all of which must hold. With ``one`` (the default) the output
+is the first row or null; with ``one: false`` it is the list of rows::
 
     - {id: member, type: lookup, connector: crm_db, table: members,
        where: {email: data.email}}
+    - {id: paid, type: lookup, connector: crm_db, table: orders, one: false, limit: 100,
+       where: {status: "'paid'", created_at: {gt: data.window.start, lte: data.window.end}}}
 
 ``required: true`` makes "nothing found" a step failure instead of a null output.
 """
@@ -31,7 +34,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from workflows.context import StepContext
 from workflows.errors import StepFailed
 from workflows.registry import Step, register_step
-from workflows.schema import StepConfig, jmespath_map, template_field
+from workflows.schema import StepConfig, template_field, where_map, where_values
 from workflows.steps.records import COLLECTION, RECORDS, check_target, table_field
 
 MAX_LOOKUP_ROWS = 1000
@@ -49,7 +52,7 @@ class LookupConfig(StepConfig):
     )
     key = template_field()
     table = table_field()
-    where = jmespath_map(load_default=dict)
+    where = where_map(load_default=dict)
     limit = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_LOOKUP_ROWS))
     one = fields.Boolean(load_default=True)
     order_by = fields.List(fields.String(validate=validate.Length(min=1)))
@@ -84,7 +87,7 @@ class Lookup(Step):
         connector = ctx.connector(name)
         if "table" in config:
             self._expect(connector, "sql", name, ctx, "collection and key")
-            where = {column: ctx.search(expr) for column, expr in config["where"].items()}
+            where = where_values(config["where"], ctx.search)
             rows = connector.select(
                 config["table"], where, limit=config["limit"], order_by=config.get("order_by")
             )

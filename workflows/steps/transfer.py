@@ -2,20 +2,29 @@
 
 Sources: an sql ``table`` (read by keyset on ``order_by``, one page per chunk) or paged HTTP
 GETs through an http connector (a ``next`` link or a page number). Targets: an http
-connector (one request per chunk, the chunk is the body), an sql ``table`` or a records
-``collection`` (each row upserted by ``key``)::
+connector (one request per chunk, the chunk is the body), an sql ``table`` (each chunk
+upserted by ``key`` in one transaction) or a records ``collection`` (each row upserted by
+``key``). ``where`` on an sql source gives per column a jmespath (equality) or
+``{operator: jmespath}`` (``eq ne gt gte lt lte in``)::
 
     - id: push
       type: transfer
       source: {connector: crm_db, table: members, where: {active: "`true`"}}
       target: {connector: mailer, path: /contacts/bulk, body: "{contacts: rows}"}
       map: "{id: id, email: lower(email)}"
+    - id: copy_window
+      type: transfer
+      source: {connector: shop_db, table: orders,
+               where: {created_at: {gt: data.window.start, lte: data.window.end}}}
+      target: {connector: dwh, table: orders, key: id}
 
 A chunk whose write fails with a retryable error is written again in place
-(``RETRY_DELAYS``), then the step fails as retryable. Writing a chunk twice is harmless:
-sql and records targets upsert by key, and http requests carry
-``Idempotency-Key: <run id>:<step id>:<chunk index>`` for the receiver to honour, the same
-on every attempt of the run as long as the source reads the same rows in the same order.
+(``RETRY_DELAYS``), then the step fails as retryable. An sql chunk refused for good under
+``on_error: skip`` is written again row by row, so only its bad rows count as failed.
+Writing a chunk twice is harmless: sql and records targets upsert by key, and http
+requests carry ``Idempotency-Key: <run id>:<step id>:<chunk index>`` for the receiver to
+honour, the same on every attempt of the run as long as the source reads the same rows in
+the same order.
 """
 
 from __future__ import annotations
@@ -37,9 +46,9 @@ from workflows.schema import (
     StepConfig,
     iter_expressions,
     jmespath_field,
-    jmespath_map,
     template_field,
     template_map,
+    where_map,
 )
 from workflows.steps.records import COLLECTION, RECORDS, table_field
 from workflows.steps.transfer_io import (
@@ -85,7 +94,7 @@ class SourceConfig(Schema):
 
     connector = fields.String(required=True)
     table = table_field()
-    where = jmespath_map()
+    where = where_map()
     order_by = fields.List(fields.String(validate=validate.Length(min=1)))
     path = template_field()
     params = template_map()

@@ -14,6 +14,7 @@ from connectors.errors import ConnectorError, TransientError
 from workflows import expressions
 from workflows.context import StepContext
 from workflows.errors import StepFailed
+from workflows.schema import where_values
 from workflows.steps.records import RECORDS
 
 DEFAULT_MAX_PAGES = 1000
@@ -76,7 +77,7 @@ def _record_rows(collection: str, records: Any, size: int) -> Iterator[Any]:
 
 def _sql_rows(source: Mapping[str, Any], ctx: StepContext, sql: Any, size: int) -> Iterator[Any]:
     """Pages of ``size`` rows by keyset, each starting after the last row of the one before."""
-    where = {column: ctx.search(expr) for column, expr in source.get("where", {}).items()}
+    where = where_values(source.get("where", {}), ctx.search)
     after: dict[str, Any] | None = None
     while True:
         read = partial(
@@ -155,9 +156,7 @@ def writer(target: Mapping[str, Any], ctx: StepContext, skip: bool) -> Writer:
         return partial(_post_chunk, target, ctx, _connector(ctx, name, "http", "target"), skip)
     if "table" in target:
         sql = _connector(ctx, name, "sql", "target")
-        return partial(
-            _upsert_rows, lambda row: sql.write(target["table"], target["key"], row), skip
-        )
+        return partial(_sql_chunk, sql, target["table"], target["key"], skip)
     records = _connector(ctx, name, RECORDS, "target")
 
     def put(row: Any) -> Any:
@@ -182,6 +181,18 @@ def _post_chunk(
         if exc.retryable or not skip:
             raise
         return len(rows), [f"{type(exc).__name__}: {exc}"]
+    return 0, []
+
+
+def _sql_chunk(sql: Any, table: str, key: Any, skip: bool, rows: list[Any], index: int) -> Failures:
+    """Upsert the chunk in one transaction; under ``skip``, a chunk refused for good is
+    written again row by row so that only its bad rows fail."""
+    try:
+        sql.write_many(table, key, rows)
+    except ConnectorError as exc:
+        if exc.retryable or not skip:
+            raise
+        return _upsert_rows(lambda row: sql.write(table, key, row), skip, rows, index)
     return 0, []
 
 
