@@ -48,7 +48,7 @@ def api(bind: str, workers: int) -> None:
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 @click.option("--fork", is_flag=True, help="Run each job in a forked child (RQ's Worker).")
 def worker(burst: bool, fork: bool) -> None:
-    """Execute queued runs (an RQ worker with RQ's scheduler for retries)."""
+    """Execute queued runs and deliveries (an RQ worker with RQ's scheduler for retries)."""
     from rq import SimpleWorker, Worker
 
     from ihook import jobs
@@ -61,7 +61,8 @@ def worker(burst: bool, fork: bool) -> None:
     while True:
         rq_worker = None
         try:
-            rq_worker = worker_class([p.settings.queue_name], connection=p.redis)
+            queues = [p.queue.queue, p.deliveries.queue]
+            rq_worker = worker_class(queues, connection=p.redis)
             rq_worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
         except RedisError as exc:
             logging.getLogger(__name__).warning("Redis unavailable: %s", exc)

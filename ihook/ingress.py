@@ -132,7 +132,7 @@ def _accept(endpoint: Endpoint) -> tuple[Response, int]:
         raise Refused(503, "the database cannot take events right now") from None
     if accepted.duplicate:
         return jsonify(event_id=accepted.event_id, duplicate=True), 200
-    p.queue.enqueue((run_id, 1) for run_id in accepted.run_ids)
+    p.dispatch(accepted)
     if endpoint.response_mode == "sync" and accepted.run_ids:
         return _wait_for_runs(accepted.event_id, accepted.run_ids, endpoint.sync_timeout)
     return jsonify(event_id=accepted.event_id, runs=accepted.run_ids), 202

@@ -6,12 +6,17 @@ import json
 import logging
 from typing import Any
 
-from ihook.models import Event, RunStatus, WorkflowVersion
+from sqlalchemy.orm import Session
+
+from ihook import sender
+from ihook.models import Event, Run, RunStatus, WorkflowVersion, utcnow
 from ihook.platform import Platform
 from ihook.resources import run_resources
+from ihook.services.deliveries import has_listeners
+from ihook.services.events import Accepted, add_event
 from ihook.services.runs import backoff, claim_run, finish_run
 from ihook.settings import Settings
-from workflows import run_workflow
+from workflows import RunResult, run_workflow
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +79,49 @@ def execute_run(run_id: str) -> str:
             failed_step=result.failed_step,
             retry_in=retry_in,
         )
+        told = None
+        if kept and retry_in is None:
+            told = _tell_outcome(session, run, version, event, result)
+    if told is not None:
+        p.dispatch(told)
     if kept and retry_in is not None:
         p.queue.enqueue_in(retry_in, run.id, run.attempt + 1)
         return f"retry {run.attempt + 1} in {retry_in.total_seconds():.0f}s"
     return result.status
+
+
+def _tell_outcome(
+    session: Session, run: Run, version: WorkflowVersion, event: Event, result: RunResult
+) -> Accepted | None:
+    """Publish ``run.succeeded`` / ``run.failed`` in the run's last transaction, if wanted.
+
+    Only when a workflow or subscription listens for it, and never for a run that a
+    ``run.*`` event started (a workflow reporting on failed runs must not feed itself).
+    """
+    if result.status not in ("succeeded", "failed") or event.type.startswith("run."):
+        return None
+    event_type = f"run.{result.status}"
+    if not has_listeners(session, event_type):
+        return None
+    data = {
+        "run_id": run.id,
+        "workflow_id": run.workflow_id,
+        "workflow_name": version.definition.get("name"),
+        "workflow_version": run.workflow_version,
+        "event_id": event.id,
+        "event_type": event.type,
+        "status": result.status,
+        "attempt": run.attempt,
+        "error": result.error,
+        "failed_step": result.failed_step,
+        "finished_at": utcnow().isoformat().replace("+00:00", "Z"),
+    }
+    return add_event(session, type=event_type, source=f"run:{run.id}", data=data, headers={})
+
+
+def send_delivery(delivery_id: str) -> str:
+    """Make the next attempt at one delivery (see ``ihook.sender``)."""
+    return sender.send_delivery(platform(), delivery_id)
 
 
 def event_document(event: Event) -> dict[str, Any]:

@@ -7,14 +7,18 @@ never build their own.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from redis import Redis
 
 from connectors.outbound import OutboundPolicy
 from ihook.db import Database
-from ihook.queue import RunQueue, connect
+from ihook.queue import EXECUTE_RUN, SEND_DELIVERY, JobQueue, connect
 from ihook.secrets import Vault
 from ihook.settings import Settings
+
+if TYPE_CHECKING:
+    from ihook.services.events import Accepted
 
 
 class Platform:
@@ -39,11 +43,28 @@ class Platform:
         return connect(self.settings.require_redis_url())
 
     @cached_property
-    def queue(self) -> RunQueue:
+    def queue(self) -> JobQueue:
         """The queue runs are executed from."""
-        return RunQueue(
-            self.redis, self.settings.queue_name, job_timeout=self.settings.run_timeout + 30
+        return JobQueue(
+            self.redis,
+            self.settings.queue_name,
+            EXECUTE_RUN,
+            job_timeout=self.settings.run_timeout + 30,
         )
+
+    @cached_property
+    def deliveries(self) -> JobQueue:
+        """The queue of delivery attempts (its own, so deliveries never wait behind runs)."""
+        return JobQueue(
+            self.redis, f"{self.settings.queue_name}-deliveries", SEND_DELIVERY, job_timeout=90
+        )
+
+    def dispatch(self, accepted: Accepted) -> None:
+        """Enqueue what storing an event produced: its runs and its deliveries."""
+        if accepted.run_ids:
+            self.queue.enqueue((run_id, 1) for run_id in accepted.run_ids)
+        if accepted.delivery_ids:
+            self.deliveries.enqueue((delivery_id, 1) for delivery_id in accepted.delivery_ids)
 
     @cached_property
     def outbound(self) -> OutboundPolicy:

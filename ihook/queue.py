@@ -1,14 +1,17 @@
-"""Redis and the RQ queue: how runs reach workers.
+"""Redis and the RQ queues: how runs and deliveries reach workers.
 
 Enqueueing always follows a database commit and may fail (Redis down): callers log and
-carry on, because the scheduler's sweeper enqueues any run left ``queued``.
+carry on, because the scheduler's sweeper enqueues any run left ``queued`` and any
+delivery left ``pending`` past its time.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -19,6 +22,8 @@ log = logging.getLogger(__name__)
 
 EXECUTE_RUN = "ihook.jobs.execute_run"
 """Dotted path of the job that executes one run."""
+SEND_DELIVERY = "ihook.jobs.send_delivery"
+"""Dotted path of the job that makes one attempt at a delivery."""
 RESULT_TTL = 60
 """Seconds RQ keeps a finished job; the outcome lives in the database."""
 IDLE_JOB_STATES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -30,24 +35,25 @@ def connect(url: str) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
 
 
-def job_id(run_id: str, attempt: int) -> str:
-    """The deterministic RQ job id of a run's ``attempt`` (1-based)."""
-    return f"{run_id}-{attempt}"
+def job_id(item_id: str, attempt: int) -> str:
+    """The deterministic RQ job id of a run's or delivery's ``attempt`` (1-based)."""
+    return f"{item_id}-{attempt}"
 
 
-class RunQueue:
-    """The RQ queue of runs, addressed by run id and attempt number."""
+class JobQueue:
+    """An RQ queue of one job function, addressed by item (run, delivery) id and attempt."""
 
-    def __init__(self, redis: Redis, name: str, *, job_timeout: int):
+    def __init__(self, redis: Redis, name: str, func: str, *, job_timeout: int):
         self.redis = redis
         self.queue = Queue(name, connection=redis)
+        self.func = func
         self.job_timeout = job_timeout
 
     def enqueue(self, runs: Iterable[tuple[str, int]]) -> bool:
-        """Enqueue ``(run_id, next_attempt)`` pairs in one pipeline; False if Redis failed."""
+        """Enqueue ``(item_id, next_attempt)`` pairs in one pipeline; False if Redis failed."""
         datas = [
             Queue.prepare_data(
-                EXECUTE_RUN,
+                self.func,
                 args=(run_id,),
                 job_id=job_id(run_id, attempt),
                 timeout=self.job_timeout,
@@ -63,18 +69,26 @@ class RunQueue:
                 self.queue.enqueue_many(datas, pipeline=pipe)
                 pipe.execute()
         except RedisError as exc:
-            log.warning("could not enqueue %d run(s), the sweeper will: %s", len(datas), exc)
+            log.warning("could not enqueue %d job(s), the sweeper will: %s", len(datas), exc)
             return False
         return True
 
-    def enqueue_in(self, delay: timedelta, run_id: str, attempt: int) -> bool:
-        """Schedule a retry of a run; False if Redis failed (the sweeper catches it up)."""
+    def enqueue_in(
+        self, delay: timedelta, run_id: str, attempt: int, *, id_suffix: str = ""
+    ) -> bool:
+        """Schedule a later attempt; False if Redis failed (the sweeper catches it up).
+
+        ``id_suffix`` tells apart a job put off again for the same attempt.
+        """
+        # RQ's scheduler keeps whole seconds and may run a job up to a second before its
+        # time; aim at the next whole second after it so the wait is never cut short.
+        at = datetime.fromtimestamp(math.ceil(time.time() + delay.total_seconds()), UTC)
         try:
-            self.queue.enqueue_in(
-                delay,
-                EXECUTE_RUN,
+            self.queue.enqueue_at(
+                at,
+                self.func,
                 run_id,
-                job_id=job_id(run_id, attempt),
+                job_id=job_id(run_id, attempt) + id_suffix,
                 job_timeout=self.job_timeout,
                 result_ttl=RESULT_TTL,
             )
@@ -84,7 +98,7 @@ class RunQueue:
         return True
 
     def missing(self, runs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-        """The runs whose job for that attempt is absent from Redis or already over."""
+        """The items whose job for that attempt is absent from Redis or already over."""
         jobs = Job.fetch_many([job_id(r, a) for r, a in runs], connection=self.redis)
         return [
             run

@@ -43,7 +43,8 @@ class RunConnectors(Mapping[str, Any]):
 
     def __init__(self, p: Platform):
         self._platform = p
-        self._built: dict[str, Any] = {"records": RecordsConnector(SqlRecordStore(p.db, p.queue))}
+        records = RecordsConnector(SqlRecordStore(p.db, p.dispatch))
+        self._built: dict[str, Any] = {"records": records}
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._built:
@@ -95,7 +96,7 @@ class RunEvents:
             headers={DEPTH_HEADER: str(self._depth)},
             dedupe_key=f"emit:{self._run_id}:{self._count}",
         )
-        self._platform.queue.enqueue((run_id, 1) for run_id in accepted.run_ids)
+        self._platform.dispatch(accepted)
         return {
             "event_id": accepted.event_id,
             "runs": accepted.run_ids,

@@ -25,12 +25,8 @@ TICK = 1.0
 
 def tick(platform: Platform, now: datetime | None = None) -> Sweep:
     """Fire what is due at ``now`` (the current time by default) and sweep."""
-    fired = fire_due(platform.db, now)
-    if fired:
-        log.info("scheduled %d run(s)", len(fired))
-        platform.queue.enqueue(
-            (run_id, 1) for run_id in fired
-        )  # if Redis is down, the sweep below (or a later one) does it
+    for accepted in fire_due(platform.db, now):
+        platform.dispatch(accepted)  # if Redis is down, the sweep (now or later) does it
     return sweep_once(platform)
 
 

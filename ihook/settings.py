@@ -22,7 +22,11 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_SWEEP_GRACE = 10
 """Seconds a run may stay ``queued`` with no job in Redis before the sweeper enqueues it."""
 DEFAULT_QUEUE = "ihook"
-"""The RQ queue runs go to."""
+"""The RQ queue runs go to (deliveries go to ``<queue>-deliveries``)."""
+DEFAULT_DELIVERY_TIMEOUT = 15
+"""Seconds a receiver has to answer a delivery with a 2xx."""
+DEFAULT_DISABLE_AFTER = 5 * 24 * 3600
+"""Seconds a subscription may keep failing before it is disabled (5 days)."""
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -63,6 +67,10 @@ class Settings:
     sweep_grace: int = DEFAULT_SWEEP_GRACE
     queue_name: str = DEFAULT_QUEUE
     public_url: str = "http://127.0.0.1:8000"
+    delivery_timeout: int = DEFAULT_DELIVERY_TIMEOUT
+    disable_after: int = DEFAULT_DISABLE_AFTER
+    alert_connector: str | None = None
+    """The smtp connector that sends failed-delivery e-mails (default: the only one)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +93,9 @@ class Settings:
             sweep_grace=_int(env, "IHOOK_SWEEP_GRACE", DEFAULT_SWEEP_GRACE),
             queue_name=env.get("IHOOK_QUEUE") or DEFAULT_QUEUE,
             public_url=(env.get("IHOOK_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+            delivery_timeout=_int(env, "IHOOK_DELIVERY_TIMEOUT", DEFAULT_DELIVERY_TIMEOUT),
+            disable_after=_int(env, "IHOOK_DISABLE_AFTER", DEFAULT_DISABLE_AFTER),
+            alert_connector=env.get("IHOOK_ALERT_CONNECTOR") or None,
         )
 
     def replace(self, **changes: object) -> Settings:

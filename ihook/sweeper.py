@@ -2,8 +2,9 @@
 
 Each pass (1) re-queues runs stuck ``running`` past their deadline — their worker died —
 and (2) enqueues runs left ``queued`` with no live job in Redis — Redis was down when
-they were accepted, or lost them. Safe to run in several schedulers at once: the
-database updates are conditional and a run executes only after a worker claims it.
+they were accepted, or lost them; then does the same for deliveries. Safe to run in
+several schedulers at once: the database updates are conditional and a run or an attempt
+happens only after a worker claims it.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import logging
 from dataclasses import dataclass
 
 from ihook.platform import Platform
+from ihook.services import deliveries
 from ihook.services.runs import due_queued, release_stuck
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class Sweep:
@@ -22,6 +25,8 @@ class Sweep:
 
     released: int = 0
     enqueued: int = 0
+    deliveries: int = 0
+    """Deliveries enqueued again (their worker or job was lost)."""
 
 
 def sweep_once(platform: Platform) -> Sweep:
@@ -36,4 +41,19 @@ def sweep_once(platform: Platform) -> Sweep:
     missing = platform.queue.missing(released + due) if released or due else []
     if missing and platform.queue.enqueue(missing):
         log.warning("enqueued %d run(s) that had no job in Redis", len(missing))
-    return Sweep(released=len(released), enqueued=len(missing))
+    return Sweep(
+        released=len(released), enqueued=len(missing), deliveries=_sweep_deliveries(platform)
+    )
+
+
+def _sweep_deliveries(platform: Platform) -> int:
+    """The same for deliveries: lost ``sending`` ones and ``pending`` ones with no job."""
+    with platform.db.session() as session:
+        released = deliveries.release_stuck(session)
+    with platform.db.session() as session:
+        due = deliveries.due_pending(session, grace=platform.settings.sweep_grace)
+    todo = list(dict.fromkeys(released + due))
+    missing = platform.deliveries.missing(todo) if todo else []
+    if missing and platform.deliveries.enqueue(missing):
+        log.warning("enqueued %d deliver(ies) that had no job in Redis", len(missing))
+    return len(missing)

@@ -201,6 +201,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         IHOOK_RUN_TIMEOUT=str(settings.run_timeout),
         IHOOK_SWEEP_GRACE=str(settings.sweep_grace),
         IHOOK_MAX_ATTEMPTS=str(settings.max_attempts),
+        IHOOK_ALLOW_HTTP="true" if settings.allow_http else "false",
+        IHOOK_DELIVERY_TIMEOUT=str(settings.delivery_timeout),
+        IHOOK_DISABLE_AFTER=str(settings.disable_after),
+        IHOOK_ALERT_CONNECTOR=settings.alert_connector or "",
     )
     return env
 

@@ -9,7 +9,18 @@ from typing import Any
 from flask import Flask, g, request
 from flask_smorest import Api, abort
 
-from ihook.api import connectors, endpoints, events, health, records, runs, workflows
+from ihook.api import (
+    connectors,
+    deliveries,
+    endpoints,
+    event_types,
+    events,
+    health,
+    records,
+    runs,
+    subscriptions,
+    workflows,
+)
 from ihook.api.context import platform
 from ihook.errors import IhookError
 from ihook.services.tokens import check_token
@@ -26,7 +37,18 @@ OPENAPI = {
     "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
 }
 """flask-smorest settings: the document at /api/openapi.json, Swagger UI at /api/docs."""
-BLUEPRINTS = (health, connectors, endpoints, workflows, events, runs, records)
+BLUEPRINTS = (
+    health,
+    connectors,
+    endpoints,
+    workflows,
+    events,
+    event_types,
+    runs,
+    records,
+    subscriptions,
+    deliveries,
+)
 PROTECTED = {m.blp.name for m in BLUEPRINTS if m is not health}
 """Blueprints whose routes need a bearer token (all but health)."""
 

@@ -9,6 +9,7 @@ from ihook.api.context import platform
 from ihook.api.schemas import EventListArgs, EventSchema, PublishSchema, QueuedSchema
 from ihook.models import Event
 from ihook.services import events as service
+from ihook.services.event_types import check_data
 
 blp = Blueprint(
     "events",
@@ -22,21 +23,28 @@ blp = Blueprint(
 class Events(MethodView):
     @blp.arguments(PublishSchema)
     @blp.response(202, QueuedSchema)
-    @blp.alt_response(200, schema=QueuedSchema, description="seen before (idempotency_key)")
+    @blp.alt_response(200, schema=QueuedSchema, description="seen before (the same `id`)")
     def post(self, body: dict) -> tuple[dict, int]:
-        """Publish an event: it is stored, then the workflows its type triggers run"""
+        """Publish an event: it is stored, then the workflows its type triggers run
+
+        When the type is in the catalogue with a schema, `data` must meet it: 422 lists
+        each violation as `<json path>: <message>` under `data`, and nothing is stored.
+        """
         p = platform()
+        with p.db.session() as session:
+            check_data(session, body["type"], body["data"])
         accepted = service.store_event(
             p.db,
             type=body["type"],
             source=body["source"],
             data=body["data"],
             headers={},
-            dedupe_key=body.get("idempotency_key"),
+            dedupe_key=body.get("id") or body.get("idempotency_key"),
+            environment=body["environment"],
         )
         if accepted.duplicate:
             return {"event_id": accepted.event_id, "runs": [], "duplicate": True}, 200
-        p.queue.enqueue((run_id, 1) for run_id in accepted.run_ids)
+        p.dispatch(accepted)
         return {"event_id": accepted.event_id, "runs": accepted.run_ids}, 202
 
     @blp.arguments(EventListArgs, location="query")

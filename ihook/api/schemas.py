@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from ihook.ingress_auth import AUTH_TYPES, HMAC_SCHEMES
+from ihook.services.event_types import NAME_PATTERN as EVENT_TYPE_NAME
 
 NAME = validate.Regexp(
     r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
@@ -184,6 +185,7 @@ class EventSchema(Schema):
     data = fields.Raw()
     headers = fields.Dict(metadata={"description": "as received, secrets redacted"})
     dedupe_key = fields.Str(allow_none=True)
+    environment = fields.Str(dump_only=True, metadata={"description": "live or sandbox"})
     received_at = fields.DateTime()
 
 
@@ -228,15 +230,33 @@ class RunDetailSchema(RunSchema):
 
 
 class PublishSchema(Schema):
-    """An event published through the API; workflows triggered by its type run."""
+    """An event published through the API; workflows triggered by its type run.
+
+    When the type is in the catalogue with a schema, ``data`` must meet it (422 otherwise).
+    """
 
     type = fields.Str(required=True, validate=validate.Length(min=1, max=200))
     data = fields.Raw(required=True, metadata={"description": "any JSON"})
     source = fields.Str(load_default="api", validate=validate.Length(min=1, max=200))
+    id = fields.Str(
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "idempotency key: a repeat stores nothing (200 duplicate)"},
+    )
     idempotency_key = fields.Str(
         validate=validate.Length(min=1, max=200),
-        metadata={"description": "a repeat with the same key stores nothing (200 duplicate)"},
+        metadata={"description": "deprecated: the same as `id`", "deprecated": True},
     )
+    environment = fields.Str(
+        load_default="live",
+        validate=validate.OneOf(["live", "sandbox"]),
+        metadata={"description": "which subscriptions receive it"},
+    )
+
+    @validates_schema
+    def _one_key(self, data: dict[str, Any], **_: Any) -> None:
+        key, alias = data.get("id"), data.get("idempotency_key")
+        if key is not None and alias is not None and key != alias:
+            raise ValidationError("differs from idempotency_key (give one of them)", "id")
 
 
 class ManualRunSchema(Schema):
@@ -297,3 +317,104 @@ class HealthSchema(Schema):
     queue_depth = fields.Int(allow_none=True)
     queued_runs = fields.Int(allow_none=True)
     version = fields.Str()
+
+
+class EventTypeSchema(Schema):
+    """An event type of the catalogue: built-in (read-only) or your own."""
+
+    name = fields.Str(
+        required=True,
+        metadata={
+            "description": "e.g. `invoice.paid`; no `*`",
+            "pattern": EVENT_TYPE_NAME,
+            "maxLength": 200,
+        },
+    )
+    description = fields.Str()
+    schema = fields.Dict(
+        allow_none=True, metadata={"description": "JSON Schema (draft 2020-12) of `data`"}
+    )
+    builtin = fields.Bool(dump_only=True)
+    created_at = fields.DateTime(dump_only=True, allow_none=True)
+    updated_at = fields.DateTime(dump_only=True, allow_none=True)
+
+
+class EventTypeUpdateSchema(Schema):
+    """What may change in your own event type; the fields left out keep their values."""
+
+    name = fields.Str(metadata={"description": "optional; must be the name in the URL"})
+    description = fields.Str()
+    schema = fields.Dict(
+        allow_none=True, metadata={"description": "JSON Schema (draft 2020-12); null: none"}
+    )
+
+
+class SubscriptionAuthSchema(Schema):
+    """How ihook authenticates to a subscription's receiver; password and token write-only."""
+
+    type = fields.Str(required=True, validate=validate.OneOf(["none", "basic", "bearer"]))
+    username = fields.Str(metadata={"description": "basic: the user name"})
+    password = fields.Str(load_only=True, metadata={"description": "basic: the password"})
+    token = fields.Str(load_only=True, metadata={"description": "bearer: the token"})
+
+
+class SubscriptionSchema(Schema):
+    """An outgoing webhook: which events go where, shaped and signed how.
+
+    Rules beyond the types (URL, patterns, expressions, headers) are checked by the
+    service, which names every field it refuses at once.
+    """
+
+    id = fields.Str(dump_only=True)
+    name = fields.Str(required=True, metadata={"description": "unique, like endpoint names"})
+    description = fields.Str()
+    enabled = fields.Bool()
+    environment = fields.Str(validate=validate.OneOf(["live", "sandbox"]))
+    event_types = fields.List(
+        fields.Str(), required=True, metadata={"description": "names or `*` patterns"}
+    )
+    filter = fields.Str(allow_none=True, metadata={"description": "jmespath over the event"})
+    url = fields.Str(required=True, metadata={"description": "https (ports, query kept)"})
+    auth = fields.Nested(SubscriptionAuthSchema)
+    headers = fields.Dict(
+        keys=fields.Str(),
+        values=fields.Str(),
+        metadata={"description": "custom headers; answers show each value as `***`"},
+    )
+    mapping = fields.Dict(
+        keys=fields.Str(),
+        values=fields.Str(),
+        allow_none=True,
+        metadata={"description": "{name: jmespath over the event}: the body's `data`"},
+    )
+    fixed_data = fields.Dict(allow_none=True, metadata={"description": "merged into `data`"})
+    error_emails = fields.List(fields.Str(), metadata={"description": "told when one fails"})
+    retry_schedule = fields.List(
+        fields.Int(strict=True), metadata={"description": "seconds to wait before each attempt"}
+    )
+    disabled_reason = fields.Str(dump_only=True, allow_none=True)
+    failing_since = fields.DateTime(dump_only=True, allow_none=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class SubscriptionPatchSchema(SubscriptionSchema):
+    """Settings of a subscription to change; the others keep their values."""
+
+    name = fields.Str()
+    event_types = fields.List(fields.Str())
+    url = fields.Str()
+
+
+class SubscriptionSecretSchema(SubscriptionSchema):
+    """A subscription as created or rotated: the only answers carrying its signing secret."""
+
+    secret = fields.Str(dump_only=True, metadata={"description": "whsec_…, shown this once"})
+
+
+class SubscriptionRotateSchema(Schema):
+    """How long the rotated-out signing secret keeps signing."""
+
+    grace_seconds = fields.Int(
+        load_default=86_400, validate=validate.Range(min=0, max=30 * 86_400), strict=True
+    )

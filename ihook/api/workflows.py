@@ -123,5 +123,5 @@ class ManualRun(MethodView):
             headers={},
             workflow_id=workflow_id,
         )
-        p.queue.enqueue((run_id, 1) for run_id in accepted.run_ids)
+        p.dispatch(accepted)
         return {"event_id": accepted.event_id, "runs": accepted.run_ids}

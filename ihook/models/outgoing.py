@@ -84,6 +84,8 @@ class Delivery(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+    alert: Mapped[str | None] = mapped_column(Text)
+    """What became of the error e-mail sent when the delivery failed."""
 
 
 class DeliveryAttempt(Base):

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from ihook.db import Database
 from ihook.ids import new_id
-from ihook.models import EndpointWorkflow, Event, Run, Workflow
+from ihook.models import EndpointWorkflow, Event, Run, Workflow, utcnow
 from ihook.services.common import fetch, page
+from ihook.services.deliveries import add_deliveries
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Accepted:
     event_id: str
     run_ids: list[str] = field(default_factory=list)
     duplicate: bool = False
+    delivery_ids: list[str] = field(default_factory=list)
 
 
 def store_event(
@@ -35,6 +37,7 @@ def store_event(
     endpoint_id: str | None = None,
     dedupe_key: str | None = None,
     workflow_id: str | None = None,
+    environment: str = "live",
 ) -> Accepted:
     """Commit an event and a queued run for each workflow it triggers (see ``add_event``).
 
@@ -57,6 +60,7 @@ def store_event(
                 endpoint_id=endpoint_id,
                 dedupe_key=dedupe_key,
                 workflow_id=workflow_id,
+                environment=environment,
             )
     except IntegrityError:
         if dedupe_key is None:
@@ -78,11 +82,14 @@ def add_event(
     endpoint_id: str | None = None,
     dedupe_key: str | None = None,
     workflow_id: str | None = None,
+    environment: str = "live",
 ) -> Accepted:
-    """Add an event and its queued runs to ``session``'s transaction (commit is the caller's).
+    """Add an event, its queued runs and its deliveries to ``session``'s transaction.
 
     The runs: each enabled workflow bound to the endpoint or triggered by the event's
-    type; with ``workflow_id`` (a manual run) that workflow alone, enabled or not.
+    type; with ``workflow_id`` (a manual run) that workflow alone, enabled or not. The
+    deliveries: one per enabled subscription of the event's environment that matches it.
+    The commit is the caller's, and so is enqueueing what is returned after it.
     """
     event = Event(
         id=new_id("evt"),
@@ -92,6 +99,8 @@ def add_event(
         data=data,
         headers=headers,
         dedupe_key=dedupe_key,
+        environment=environment,
+        received_at=utcnow(),
     )
     session.add(event)
     if workflow_id is None:
@@ -100,7 +109,8 @@ def add_event(
         workflow = fetch(session, Workflow, workflow_id, f"workflow {workflow_id} not found")
         workflows = [(workflow.id, workflow.version)]
     runs = _queue_runs(session, event.id, workflows)
-    return Accepted(event.id, [run.id for run in runs])
+    delivery_ids = add_deliveries(session, event)
+    return Accepted(event.id, [run.id for run in runs], delivery_ids=delivery_ids)
 
 
 def replay_event(session: Session, event_id: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -11,9 +12,8 @@ from connectors.errors import RecordError
 from ihook.db import Database
 from ihook.errors import NotFound
 from ihook.models import Record, utcnow
-from ihook.queue import RunQueue
 from ihook.services.common import DEFAULT_PAGE, MAX_PAGE
-from ihook.services.events import add_event
+from ihook.services.events import Accepted, add_event
 
 
 class SqlRecordStore:
@@ -24,9 +24,9 @@ class SqlRecordStore:
     in the same transaction (so no change goes untold), enqueued after the commit.
     """
 
-    def __init__(self, db: Database, queue: RunQueue | None = None):
+    def __init__(self, db: Database, dispatch: Callable[[Accepted], None] | None = None):
         self.db = db
-        self.queue = queue
+        self.dispatch = dispatch
 
     def get(self, collection: str, key: str) -> dict[str, Any] | None:
         """The record's data, or None."""
@@ -50,8 +50,8 @@ class SqlRecordStore:
             else:
                 row.data, row.updated_at = data, utcnow()
                 action = "updated"
-            runs = self._tell(session, action, collection, key, data)
-        self._enqueue(runs)
+            told = self._tell(session, action, collection, key, data)
+        self._enqueue(told)
         return action
 
     def delete(self, collection: str, key: str) -> bool:
@@ -61,8 +61,8 @@ class SqlRecordStore:
             if row is None:
                 return False
             session.delete(row)
-            runs = self._tell(session, "deleted", collection, key, row.data)
-        self._enqueue(runs)
+            told = self._tell(session, "deleted", collection, key, row.data)
+        self._enqueue(told)
         return True
 
     def page(self, collection: str, after: str | None, limit: int) -> list[tuple[str, Any]]:
@@ -76,20 +76,19 @@ class SqlRecordStore:
 
     def _tell(
         self, session: Session, action: str, collection: str, key: str, data: dict[str, Any]
-    ) -> list[str]:
+    ) -> Accepted:
         change = {"collection": collection, "key": key, "data": data}
-        accepted = add_event(
+        return add_event(
             session,
             type=f"record.{action}",
             source=f"records:{collection}",
             data=change,
             headers={},
         )
-        return accepted.run_ids
 
-    def _enqueue(self, run_ids: list[str]) -> None:
-        if self.queue is not None and run_ids:
-            self.queue.enqueue((run_id, 1) for run_id in run_ids)
+    def _enqueue(self, accepted: Accepted) -> None:
+        if self.dispatch is not None:
+            self.dispatch(accepted)
 
 
 def get_record(session: Session, collection: str, key: str) -> Record:

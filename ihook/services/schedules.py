@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ihook.db import Database
 from ihook.models import Workflow, utcnow
-from ihook.services.events import add_event
+from ihook.services.events import Accepted, add_event
 from workflows.schedule import Schedule, ScheduleError, parse_schedule
 
 EVENT_TYPE = "schedule.fired"
@@ -52,8 +52,8 @@ def track_schedule(workflow: Workflow, *, changed: bool) -> None:
         workflow.schedule_from = utcnow()
 
 
-def fire_due(db: Database, now: datetime | None = None) -> list[str]:
-    """Fire every scheduled workflow whose slot has come; return the ids of the runs queued."""
+def fire_due(db: Database, now: datetime | None = None) -> list[Accepted]:
+    """Fire every scheduled workflow whose slot has come; return what each firing stored."""
     now = now or utcnow()
     with db.session() as session:
         rows = session.execute(
@@ -61,7 +61,7 @@ def fire_due(db: Database, now: datetime | None = None) -> list[str]:
             .where(Workflow.schedule_from.is_not(None), Workflow.enabled.is_(True))
             .order_by(Workflow.id)
         ).all()
-    run_ids: list[str] = []
+    fired: list[Accepted] = []
     for workflow_id, definition, since, last in rows:
         schedule = schedule_of(definition)
         if schedule is None:
@@ -70,11 +70,15 @@ def fire_due(db: Database, now: datetime | None = None) -> list[str]:
         if slot < since or (last is not None and slot <= last):
             continue
         with db.session() as session:
-            run_ids += _fire(session, workflow_id, schedule, slot)
-    return run_ids
+            accepted = _fire(session, workflow_id, schedule, slot)
+        if accepted is not None:
+            fired.append(accepted)
+    return fired
 
 
-def _fire(session: Session, workflow_id: str, schedule: Schedule, slot: datetime) -> list[str]:
+def _fire(
+    session: Session, workflow_id: str, schedule: Schedule, slot: datetime
+) -> Accepted | None:
     """Record ``slot`` as fired and store its event and run, unless another scheduler did."""
     last = session.scalar(
         select(Workflow.last_slot).where(Workflow.id == workflow_id).with_for_update()
@@ -90,9 +94,9 @@ def _fire(session: Session, workflow_id: str, schedule: Schedule, slot: datetime
         .execution_options(synchronize_session=False)
     ).rowcount
     if not claimed:
-        return []
+        return None
     start = last or schedule.before(slot)
-    accepted = add_event(
+    return add_event(
         session,
         type=EVENT_TYPE,
         source=SOURCE,
@@ -101,7 +105,6 @@ def _fire(session: Session, workflow_id: str, schedule: Schedule, slot: datetime
         dedupe_key=f"schedule:{workflow_id}:{_iso(slot)}",
         workflow_id=workflow_id,
     )
-    return accepted.run_ids
 
 
 def _iso(moment: datetime) -> str:

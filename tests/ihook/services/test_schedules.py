@@ -127,7 +127,8 @@ def test_only_scheduled_workflows_fire(client, platform):
     create(client, {"event_type": "member.joined"}, name="on-event")
     scheduled = create(client, name="timed")
     slot = schedule_from(platform, scheduled["id"]) + timedelta(minutes=1)
-    (run_id,) = fire_due(platform.db, slot)
+    (fired,) = fire_due(platform.db, slot)
+    (run_id,) = fired.run_ids
     with platform.db.session() as session:
         assert session.get(Run, run_id).workflow_id == scheduled["id"]
 

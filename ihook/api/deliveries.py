@@ -1,0 +1,159 @@
+"""Deliveries: each event sent to a subscription, its attempts, tests and re-sends."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from ihook import sender
+from ihook.api.context import platform
+from ihook.api.schemas import ListArgs
+from ihook.models import Delivery
+from ihook.services import deliveries as service
+from ihook.services.subscriptions import get_subscription
+
+blp = Blueprint(
+    "deliveries",
+    __name__,
+    url_prefix="/api/v1",
+    description="Deliveries: one event sent to one subscription, every attempt logged.",
+)
+
+STATUSES = ["pending", "sending", "succeeded", "failed"]
+
+
+class AttemptSchema(Schema):
+    """One try at a delivery."""
+
+    number = fields.Int()
+    started_at = fields.DateTime()
+    url = fields.Str()
+    request_headers = fields.Dict(metadata={"description": "as sent, secrets redacted"})
+    status_code = fields.Int(allow_none=True)
+    response_excerpt = fields.Str(allow_none=True, metadata={"description": "first 2,000 chars"})
+    duration_ms = fields.Float(allow_none=True)
+    error = fields.Str(allow_none=True)
+
+
+class DeliverySchema(Schema):
+    """One event sent to one subscription; its id is the ``webhook-id`` header."""
+
+    id = fields.Str()
+    subscription_id = fields.Str()
+    event_id = fields.Str()
+    event_type = fields.Str()
+    status = fields.Str(metadata={"description": " / ".join(STATUSES)})
+    attempts = fields.Int()
+    created_at = fields.DateTime()
+    next_attempt_at = fields.DateTime(metadata={"description": "when pending: the next try"})
+    finished_at = fields.DateTime(allow_none=True)
+    last_status_code = fields.Int(allow_none=True)
+    last_error = fields.Str(allow_none=True)
+    alert = fields.Str(allow_none=True, metadata={"description": "the error e-mail's fate"})
+
+
+class DeliveryDetailSchema(DeliverySchema):
+    """A delivery with its body and every attempt."""
+
+    body = fields.Raw(metadata={"description": "the payload, the same on every attempt"})
+    attempt_log = fields.List(fields.Nested(AttemptSchema), data_key="attempt_log")
+
+
+class DeliveryListArgs(ListArgs):
+    """Filters of a subscription's delivery log."""
+
+    status = fields.Str(validate=validate.OneOf(STATUSES))
+    event_type = fields.Str()
+
+
+class RecoverArgs(Schema):
+    """Which failed deliveries to send again."""
+
+    since = fields.AwareDateTime(
+        required=True, default_timezone=UTC, metadata={"description": "failed since this time"}
+    )
+
+
+class RecoveredSchema(Schema):
+    """What a recover call queued."""
+
+    deliveries = fields.List(fields.Str())
+
+
+class TestResultSchema(Schema):
+    """The receiver's answer to a test event."""
+
+    delivery_id = fields.Str()
+    succeeded = fields.Bool()
+    status_code = fields.Int(allow_none=True)
+    duration_ms = fields.Float(allow_none=True)
+    response_excerpt = fields.Str(allow_none=True)
+    error = fields.Str(allow_none=True)
+
+
+@blp.route("/subscriptions/<sub_id>/deliveries")
+class SubscriptionDeliveries(MethodView):
+    @blp.arguments(DeliveryListArgs, location="query")
+    @blp.response(200, DeliverySchema(many=True))
+    def get(self, args: dict, sub_id: str) -> list[Delivery]:
+        """A subscription's delivery log, newest first (status, event_type, since/until)"""
+        with platform().db.session() as session:
+            get_subscription(session, sub_id)
+            return service.list_deliveries(session, sub_id, **args)
+
+
+@blp.route("/subscriptions/<sub_id>/test")
+class TestDelivery(MethodView):
+    @blp.response(200, TestResultSchema)
+    def post(self, sub_id: str) -> sender.AttemptResult:
+        """Send an `ihook.test` event now and answer with the receiver's status and body"""
+        p = platform()
+        with p.db.session() as session:
+            delivery_id = service.add_test_delivery(session, get_subscription(session, sub_id))
+        sender.send_delivery(p, delivery_id, single=True)
+        return sender.attempt_result(p, delivery_id)
+
+
+@blp.route("/subscriptions/<sub_id>/recover")
+class Recover(MethodView):
+    @blp.arguments(RecoverArgs, location="query")
+    @blp.response(202, RecoveredSchema)
+    def post(self, args: dict, sub_id: str) -> dict:
+        """Send again every delivery of the subscription that failed since a time"""
+        p = platform()
+        with p.db.session() as session:
+            get_subscription(session, sub_id)
+            todo = service.recover(session, sub_id, args["since"])
+        p.deliveries.enqueue(todo)
+        return {"deliveries": [delivery_id for delivery_id, _ in todo]}
+
+
+@blp.route("/deliveries/<delivery_id>")
+class DeliveryById(MethodView):
+    @blp.response(200, DeliveryDetailSchema)
+    def get(self, delivery_id: str) -> dict:
+        """Get a delivery with its body and every attempt"""
+        with platform().db.session() as session:
+            delivery = service.get_delivery(session, delivery_id)
+            shown = {name: getattr(delivery, name) for name in DeliverySchema().fields}
+            return {
+                **shown,
+                "body": delivery.body,
+                "attempt_log": service.attempts_of(session, delivery_id),
+            }
+
+
+@blp.route("/deliveries/<delivery_id>/retry")
+class RetryDelivery(MethodView):
+    @blp.response(202, DeliverySchema)
+    def post(self, delivery_id: str) -> Delivery:
+        """Send a finished delivery once more, now"""
+        p = platform()
+        with p.db.session() as session:
+            todo = service.retry_delivery(session, delivery_id)
+        p.deliveries.enqueue([todo])
+        with p.db.session() as session:
+            return service.get_delivery(session, delivery_id)

@@ -1,0 +1,336 @@
+"""Deliveries: one per event and matching subscription, stored with the event.
+
+A delivery is made in the transaction that stores its event, so nothing published is
+lost between the database and the queue. Its body is built once, then every attempt
+sends the same bytes under the same ``webhook-id`` (the delivery id). Each state change
+is a conditional UPDATE, so a job delivered twice or a late worker changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ihook.errors import Conflict, NotFound
+from ihook.ids import new_id
+from ihook.models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Event,
+    Subscription,
+    Workflow,
+    utcnow,
+)
+from ihook.services.common import fetch, page
+from ihook.services.subscriptions import matches
+from workflows import expressions
+from workflows.errors import WorkflowError
+
+CLAIM_EARLY = timedelta(seconds=1)
+"""How early an attempt may be claimed: RQ's scheduler keeps times to the whole second."""
+
+TEST_EVENT = "ihook.test"
+"""The type of the event a subscription's ``test`` call sends."""
+
+SEND_GRACE = 60
+"""Seconds beyond the receiver's timeout before a ``sending`` delivery counts as lost."""
+
+
+def event_document(event: Event) -> dict[str, Any]:
+    """The event as subscription filters and mappings see it."""
+    return {
+        "id": event.id,
+        "type": event.type,
+        "source": event.source,
+        "environment": event.environment,
+        "data": event.data,
+        "received_at": _iso(event.received_at),
+    }
+
+
+def add_deliveries(session: Session, event: Event) -> list[str]:
+    """Add a delivery for each enabled subscription the event matches; return the ids to send.
+
+    A subscription whose filter or mapping cannot be evaluated for this event still gets
+    its delivery, stored ``failed`` with the reason, so the failure is seen, not dropped.
+    """
+    subscriptions = session.scalars(
+        select(Subscription)
+        .where(Subscription.enabled.is_(True), Subscription.environment == event.environment)
+        .order_by(Subscription.id)
+    ).all()
+    wanted = [sub for sub in subscriptions if matches(sub, event.type)]
+    if not wanted:
+        return []
+    document = event_document(event)
+    now = utcnow()
+    to_send: list[str] = []
+    for sub in wanted:
+        try:
+            if sub.filter and not expressions.truthy(expressions.search(sub.filter, document)):
+                continue
+            body, error = payload(sub, document), None
+        except (WorkflowError, ValueError, TypeError) as exc:
+            body, error = None, f"cannot build the payload: {exc}"
+        delivery = Delivery(
+            id=new_id("dlv"),
+            subscription_id=sub.id,
+            event_id=event.id,
+            event_type=event.type,
+            status=DeliveryStatus.failed if error else DeliveryStatus.pending,
+            attempts=0,
+            body=body,
+            created_at=now,
+            next_attempt_at=now,
+            finished_at=now if error else None,
+            last_error=error,
+        )
+        session.add(delivery)
+        if not error:
+            to_send.append(delivery.id)
+    return to_send
+
+
+def has_listeners(session: Session, event_type: str) -> bool:
+    """Whether an enabled workflow or subscription would act on an event of this type."""
+    workflow = session.scalar(
+        select(Workflow.id).where(Workflow.event_type == event_type, Workflow.enabled.is_(True))
+    )
+    if workflow is not None:
+        return True
+    patterns = session.scalars(select(Subscription).where(Subscription.enabled.is_(True))).all()
+    return any(matches(sub, event_type) for sub in patterns)
+
+
+def payload(sub: Subscription, document: dict[str, Any]) -> dict[str, Any]:
+    """The Standard Webhooks body: ``{type, timestamp, data}``, data mapped and completed."""
+    if sub.mapping:
+        data: Any = {name: expressions.search(expr, document) for name, expr in sub.mapping.items()}
+    else:
+        data = document["data"]
+    if sub.fixed_data:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"fixed_data needs the data to be an object, got {type(data).__name__}; "
+                "add a mapping"
+            )
+        data = {**data, **sub.fixed_data}
+    return {"type": document["type"], "timestamp": document["received_at"], "data": data}
+
+
+def add_test_delivery(session: Session, sub: Subscription) -> str:
+    """Store an ``ihook.test`` event for ``sub`` alone and its delivery; return the id.
+
+    The test body carries the event's own data (the mapping is for real events' shapes).
+    """
+    now = utcnow()
+    event = Event(
+        id=new_id("evt"),
+        type=TEST_EVENT,
+        source="test",
+        environment=sub.environment,
+        data={"message": "a test from ihook", "subscription_id": sub.id},
+        headers={},
+        received_at=now,
+    )
+    delivery = Delivery(
+        id=new_id("dlv"),
+        subscription_id=sub.id,
+        event_id=event.id,
+        event_type=TEST_EVENT,
+        status=DeliveryStatus.pending,
+        attempts=0,
+        body={"type": TEST_EVENT, "timestamp": _iso(now), "data": event.data},
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(event)
+    session.flush()
+    session.add(delivery)
+    return delivery.id
+
+
+def claim(session: Session, delivery_id: str, *, timeout: int) -> Delivery | None:
+    """Take a due ``pending`` delivery for one attempt (``sending``), or None if not ours."""
+    now = utcnow()
+    taken = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.status == DeliveryStatus.pending,
+            Delivery.next_attempt_at <= now + CLAIM_EARLY,
+        )
+        .values(
+            status=DeliveryStatus.sending,
+            attempts=Delivery.attempts + 1,
+            deadline_at=now + timedelta(seconds=timeout + SEND_GRACE),
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not taken:
+        return None
+    return session.get(Delivery, delivery_id, populate_existing=True)
+
+
+@dataclass
+class Outcome:
+    """What one attempt led to."""
+
+    succeeded: bool
+    retry_in: int | None = None
+    """Seconds until the next attempt; None when the delivery is over."""
+
+
+def finish_attempt(
+    session: Session, delivery: Delivery, attempt: DeliveryAttempt, *, retry_in: int | None
+) -> Outcome:
+    """Store the attempt and move the delivery on: succeeded, pending again, or failed."""
+    now = utcnow()
+    ok = attempt.status_code is not None and 200 <= attempt.status_code < 300
+    session.add(attempt)
+    values: dict[str, Any] = {
+        "last_status_code": attempt.status_code,
+        "last_error": None if ok else attempt.error or f"HTTP {attempt.status_code}",
+        "deadline_at": None,
+    }
+    if ok:
+        values.update(status=DeliveryStatus.succeeded, finished_at=now)
+    elif retry_in is not None:
+        values.update(
+            status=DeliveryStatus.pending, next_attempt_at=now + timedelta(seconds=retry_in)
+        )
+    else:
+        values.update(status=DeliveryStatus.failed, finished_at=now)
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery.id,
+            Delivery.status == DeliveryStatus.sending,
+            Delivery.attempts == attempt.number,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return Outcome(succeeded=ok, retry_in=None if ok else retry_in)
+
+
+def get_delivery(session: Session, delivery_id: str) -> Delivery:
+    """The delivery, or NotFound."""
+    return fetch(session, Delivery, delivery_id, f"delivery {delivery_id} not found")
+
+
+def attempts_of(session: Session, delivery_id: str) -> list[DeliveryAttempt]:
+    """A delivery's attempts, first first."""
+    query = select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id)
+    return list(session.scalars(query.order_by(DeliveryAttempt.number)))
+
+
+def list_deliveries(
+    session: Session,
+    subscription_id: str,
+    *,
+    status: str | None = None,
+    event_type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[Delivery]:
+    """A subscription's deliveries, newest first, filtered by status, event type and time."""
+    query = select(Delivery).where(Delivery.subscription_id == subscription_id)
+    if status:
+        query = query.where(Delivery.status == status)
+    if event_type:
+        query = query.where(Delivery.event_type == event_type)
+    query = page(query, Delivery.created_at, since=since, until=until, after=after, limit=limit)
+    return list(session.scalars(query))
+
+
+def retry_delivery(session: Session, delivery_id: str) -> tuple[str, int]:
+    """Send a finished delivery once more now; ``(id, attempt)`` to enqueue."""
+    delivery = get_delivery(session, delivery_id)
+    if delivery.status in (DeliveryStatus.pending, DeliveryStatus.sending):
+        raise Conflict(f"delivery {delivery_id} is already {delivery.status}")
+    if delivery.body is None:
+        raise Conflict(f"delivery {delivery_id} has no payload: {delivery.last_error}")
+    _reopen(session, [delivery_id])
+    return delivery_id, delivery.attempts + 1
+
+
+def recover(session: Session, subscription_id: str, since: datetime) -> list[tuple[str, int]]:
+    """Send again every delivery of a subscription that failed since ``since``."""
+    rows = session.execute(
+        select(Delivery.id, Delivery.attempts).where(
+            Delivery.subscription_id == subscription_id,
+            Delivery.status == DeliveryStatus.failed,
+            Delivery.body.is_not(None),
+            Delivery.created_at >= since,
+        )
+    ).all()
+    _reopen(session, [delivery_id for delivery_id, _ in rows])
+    return [(delivery_id, attempts + 1) for delivery_id, attempts in rows]
+
+
+def _reopen(session: Session, ids: list[str]) -> None:
+    if ids:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids))
+            .values(status=DeliveryStatus.pending, next_attempt_at=utcnow(), finished_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def release_stuck(session: Session) -> list[tuple[str, int]]:
+    """Deliveries left ``sending`` past their deadline (worker lost) go back to ``pending``."""
+    now = utcnow()
+    rows = session.execute(
+        select(Delivery.id, Delivery.attempts).where(
+            Delivery.status == DeliveryStatus.sending, Delivery.deadline_at < now
+        )
+    ).all()
+    released = []
+    for delivery_id, attempts in rows:
+        done = session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.status == DeliveryStatus.sending,
+                Delivery.attempts == attempts,
+            )
+            .values(status=DeliveryStatus.pending, next_attempt_at=now, deadline_at=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if done:
+            released.append((delivery_id, attempts + 1))
+    return released
+
+
+def due_pending(session: Session, *, grace: int) -> list[tuple[str, int]]:
+    """Deliveries ``pending`` for ``grace`` seconds past their time: their job may be lost."""
+    cutoff = utcnow() - timedelta(seconds=grace)
+    rows = session.execute(
+        select(Delivery.id, Delivery.attempts)
+        .where(Delivery.status == DeliveryStatus.pending, Delivery.next_attempt_at < cutoff)
+        .limit(1000)
+    ).all()
+    return [(delivery_id, attempts + 1) for delivery_id, attempts in rows]
+
+
+def subscription_of(session: Session, delivery: Delivery) -> Subscription:
+    """The delivery's subscription, or NotFound."""
+    sub = session.get(Subscription, delivery.subscription_id)
+    if sub is None:
+        raise NotFound(f"subscription {delivery.subscription_id} not found")
+    return sub
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
