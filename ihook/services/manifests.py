@@ -11,16 +11,15 @@ A file holds one or more documents (``---``), each ``{kind: Connector|Workflow, 
 
 ``apply`` matches by name and goes through the same services as the API, so a file is
 validated exactly like a request. It checks every document before reporting, and raises
-one Invalid naming each bad one; the caller's transaction then applies nothing.
+one Invalid naming each bad one; the caller's transaction then applies nothing. Reading the
+files and resolving ``${NAME}`` references is :mod:`ihook.services.manifest_documents`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -33,20 +32,17 @@ from ihook.errors import IhookError, Invalid
 from ihook.models import Connector, Workflow
 from ihook.secrets import Vault
 from ihook.services.connectors import create_connector, full_config, update_connector
+from ihook.services.manifest_documents import (
+    KINDS,
+    Document,
+    label_documents,
+    load_documents,
+    resolve_references,
+    shape_problems,
+)
 from ihook.services.workflows import create_workflow, list_workflows, trigger_of, update_workflow
-from workflows.definition import NAME
 
-KINDS = ("Connector", "Workflow")
-"""Document kinds, applied in this order: workflows may name the connectors."""
-
-PATTERNS = ("*.yaml", "*.yml")
-"""Files read from a directory, in sorted order."""
-
-_ENV_REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_CONNECTOR_FIELDS = {"kind", "name", "type", "config"}
-
-Document = tuple[str, Any]
-"""Where a document came from (its file) and what it holds."""
+__all__ = ["Action", "Change", "Document", "apply", "error_lines", "export", "load_documents"]
 
 
 class Action(StrEnum):
@@ -71,25 +67,6 @@ class Change:
         return f"{self.kind} {self.name}: {self.action.value}{version}"
 
 
-def load_documents(path: str | Path) -> list[Document]:
-    """The documents of a YAML file, or of every ``*.yaml``/``*.yml`` file in a directory."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted({f for pattern in PATTERNS for f in path.glob(pattern) if f.is_file()})
-        if not files:
-            raise Invalid(f"no {' or '.join(PATTERNS)} files in {path}", {str(path): ["empty"]})
-    else:
-        files = [path]
-    docs: list[Document] = []
-    for file in files:
-        try:
-            loaded = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise Invalid(f"cannot read {file}", {str(file): [str(exc)]}) from None
-        docs.extend((str(file), doc) for doc in loaded if doc is not None)
-    return docs
-
-
 def apply(
     session: Session, vault: Vault, docs: Iterable[Document], env: Mapping[str, str]
 ) -> list[Change]:
@@ -97,11 +74,11 @@ def apply(
     comes from ``env``. Raises Invalid listing every bad document (nothing is flushed
     for them; the caller rolls back the transaction)."""
     errors: dict[str, Any] = {}
-    labelled = _label(docs)
+    labelled = label_documents(docs)
     first: dict[tuple[str, str], str] = {}
     todo: list[tuple[str, dict[str, Any]]] = []
     for label, doc in labelled:
-        problems = _shape(doc)
+        problems = shape_problems(doc)
         name = doc.get("name") if isinstance(doc, Mapping) else None
         if not problems and isinstance(name, str):
             seen = first.setdefault((doc["kind"], name), label)
@@ -159,50 +136,11 @@ def export(session: Session) -> str:
     return "---\n".join(parts)
 
 
-def _label(docs: Iterable[Document]) -> list[tuple[str, Any]]:
-    """Each document named for error messages: ``file #n (Kind name)``, n from 1 per file."""
-    counts: dict[str, int] = {}
-    out = []
-    for source, doc in docs:
-        counts[source] = counts.get(source, 0) + 1
-        what = ""
-        if isinstance(doc, Mapping):
-            what = " ".join(str(doc[k]) for k in ("kind", "name") if doc.get(k) is not None)
-        out.append((f"{source} #{counts[source]}" + (f" ({what})" if what else ""), doc))
-    return out
-
-
-def _shape(doc: Any) -> dict[str, list[str]]:
-    """Problems the services would not report: the document's kind and framing."""
-    if not isinstance(doc, Mapping):
-        return {"document": ["Must be a mapping with a kind."]}
-    kind = doc.get("kind")
-    if kind not in KINDS:
-        return {"kind": [f"Must be one of {', '.join(KINDS)} (got {kind!r})."]}
-    problems: dict[str, list[str]] = {}
-    if kind == "Workflow":
-        if "enabled" in doc and not isinstance(doc["enabled"], bool):
-            problems["enabled"] = ["Must be true or false."]
-        return problems
-    for key in sorted(doc.keys() - _CONNECTOR_FIELDS, key=str):
-        problems[str(key)] = ["Unknown field."]
-    for key in ("name", "type"):
-        if not isinstance(doc.get(key), str) or not doc[key].strip():
-            problems[key] = ["Missing data for required field."]
-    if "name" not in problems and not NAME.match(doc["name"]):
-        problems["name"] = [
-            "Use 1-100 letters, digits, '_', '.' or '-', starting with a letter or digit."
-        ]
-    if not isinstance(doc.get("config", {}), Mapping):
-        problems["config"] = ["Must be a mapping."]
-    return problems
-
-
 def _apply_connector(
     session: Session, vault: Vault, doc: dict[str, Any], env: Mapping[str, str]
 ) -> Change:
     missing: dict[str, list[str]] = {}
-    config = _resolve(doc.get("config") or {}, env, "config", missing)
+    config = resolve_references(doc.get("config") or {}, env, "config", missing)
     if missing:
         raise Invalid("unset environment variables", missing)
     name, kind = doc["name"], doc["type"]
@@ -273,27 +211,6 @@ def _names(value: Any) -> set[str] | None:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return set(value)
     return None
-
-
-def _resolve(value: Any, env: Mapping[str, str], where: str, missing: dict[str, list[str]]) -> Any:
-    """``value`` with each ``${NAME}`` replaced from ``env``; ``$${NAME}`` stays literal."""
-    if isinstance(value, Mapping):
-        return {k: _resolve(v, env, f"{where}.{k}", missing) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve(v, env, f"{where}.{i}", missing) for i, v in enumerate(value)]
-    if not isinstance(value, str):
-        return value
-
-    def substitute(match: re.Match[str]) -> str:
-        escaped, name = match.groups()
-        if escaped:
-            return "${" + name + "}"
-        if name not in env:
-            missing.setdefault(where, []).append(f"Environment variable {name} is not set.")
-            return ""
-        return env[name]
-
-    return _ENV_REF.sub(substitute, value)
 
 
 def _secrets_note(kind: str) -> str:

@@ -70,14 +70,14 @@ def fire_due(db: Database, now: datetime | None = None) -> list[Accepted]:
         if slot < since or (last is not None and slot <= last):
             continue
         with db.session() as session:
-            accepted = _fire(session, workflow_id, schedule, slot)
+            accepted = _fire(session, workflow_id, schedule, slot, since)
         if accepted is not None:
             fired.append(accepted)
     return fired
 
 
 def _fire(
-    session: Session, workflow_id: str, schedule: Schedule, slot: datetime
+    session: Session, workflow_id: str, schedule: Schedule, slot: datetime, since: datetime
 ) -> Accepted | None:
     """Record ``slot`` as fired and store its event and run, unless another scheduler did."""
     last = session.scalar(
@@ -95,7 +95,9 @@ def _fire(
     ).rowcount
     if not claimed:
         return None
-    start = last or schedule.before(slot)
+    # The first window reaches back to the last slot before the schedule was set, so
+    # nights missed before a first firing are covered too; later ones start at the last.
+    start = last or min(schedule.before(slot), schedule.latest(since))
     return add_event(
         session,
         type=EVENT_TYPE,

@@ -6,10 +6,13 @@ import sqlite3
 import subprocess
 import sys
 from contextlib import closing
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from werkzeug import Request, Response
 
+from ihook.models import Workflow
+from ihook.scheduler import tick
 from tests.conftest import settings_env
 from tests.support import completion, wait_for
 
@@ -18,6 +21,8 @@ LMS = ROOT / "examples" / "lms-course-completion.yaml"
 CRM_TOKEN = "crm-example-token"
 ATTENDANCE = ROOT / "examples" / "event-attendance.yaml"
 RECORD_CHANGE = ROOT / "examples" / "record-change-emit.yaml"
+NIGHTLY = ROOT / "examples" / "nightly-order-transfer.yaml"
+ERP_TOKEN = "erp-example-token"
 
 
 def ihook(settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -186,17 +191,131 @@ def test_the_whole_examples_directory_applies_together_and_again_unchanged(setti
         "CRM_URL": "https://crm.example.com",
         "CRM_TOKEN": CRM_TOKEN,
         "EVENTS_DB_URL": f"sqlite:///{tmp_path / 'events.db'}",
+        "SHOP_DB_URL": f"sqlite:///{tmp_path / 'shop.db'}",
+        "ERP_URL": "https://erp.example.com",
+        "ERP_TOKEN": ERP_TOKEN,
     }
     first = ihook(settings, "apply", "-f", str(LMS.parent), **env)
     assert first.returncode == 0, first.stderr
     assert sorted(first.stdout.splitlines()) == [
         "connector crm: created",
+        "connector erp: created",
         "connector events_db: created",
+        "connector shop_db: created",
         "workflow event-attendance: created (v1)",
         "workflow lms-course-completion: created (v1)",
+        "workflow nightly-order-transfer: created (v1)",
         "workflow tell-on-new-member: created (v1)",
         "workflow welcome: created (v1)",
     ]
     again = ihook(settings, "apply", "-f", str(LMS.parent), **env)
     assert again.returncode == 0, again.stderr
     assert all(line.endswith(("unchanged", "unchanged (v1)")) for line in again.stdout.splitlines())
+
+
+def add_orders(db: Path, created: dict[int, datetime]) -> None:
+    """Orders by id and creation time (UTC, in the text SQLAlchemy writes and compares with
+    on SQLite, so that an order made exactly at 02:00 is exactly on the window's edge)."""
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.executemany(
+            "INSERT INTO orders (id, customer_email, total_cents, created_at) VALUES (?, ?, ?, ?)",
+            [
+                (i, f"c{i}@example.com", 100 * i, t.strftime("%Y-%m-%d %H:%M:%S.%f"))
+                for i, t in created.items()
+            ],
+        )
+
+
+def test_nightly_order_transfer_sends_each_nights_orders_once(
+    settings, client, platform, httpserver, worker, tmp_path
+):
+    db = tmp_path / "shop.db"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_email TEXT NOT NULL,"
+            " total_cents INTEGER NOT NULL, created_at TIMESTAMP NOT NULL)"
+        )
+    env = {
+        "SHOP_DB_URL": f"sqlite:///{db}",
+        "ERP_URL": httpserver.url_for("/"),
+        "ERP_TOKEN": ERP_TOKEN,
+    }
+    applied = ihook(settings, "apply", "-f", str(NIGHTLY), **env)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.splitlines() == [
+        "connector shop_db: created",
+        "connector erp: created",
+        "workflow nightly-order-transfer: created (v1)",
+    ]
+
+    received: list[tuple[str | None, str | None, list[dict]]] = []
+
+    def receive(request: Request) -> Response:
+        headers = request.headers
+        received.append(
+            (headers.get("Authorization"), headers.get("Idempotency-Key"), request.json["orders"])
+        )
+        return Response("{}", status=200, content_type="application/json")
+
+    httpserver.expect_request("/orders/bulk", method="POST").respond_with_handler(receive)
+
+    (workflow,) = client.get("/api/v1/workflows").json
+    with platform.db.session() as session:
+        since = session.get(Workflow, workflow["id"]).schedule_from
+    # The first night the schedule sees: 02:00 UTC after it was applied. Its window is the
+    # day before it, (first - 1 day, first]; orders are made up around it.
+    first = since.replace(hour=2, minute=0, second=0, microsecond=0)
+    first += timedelta(days=1) if first <= since else timedelta()
+    # 240 orders over the two days before the first night, 12 minutes apart: #120 is made
+    # exactly at the window's start (the night before's), #240 exactly at its end.
+    add_orders(
+        db, {i: first - timedelta(days=2) + timedelta(minutes=12 * i) for i in range(1, 241)}
+    )
+
+    def runs(count: int) -> list[dict] | None:
+        found = client.get(f"/api/v1/runs?workflow_id={workflow['id']}").json
+        done = [r for r in found if r["status"] not in ("queued", "running")]
+        return found if len(found) == count and len(done) == count else None
+
+    tick(platform, first)
+    (run,) = wait_for(lambda: runs(1))
+    assert run["status"] == "succeeded", run
+    assert run["output"] == {
+        "read": 120,
+        "written": 120,
+        "failed": 0,
+        "chunks": 2,
+        "retried_chunks": 0,
+    }
+    assert [(auth, key.split(":", 1)[1]) for auth, key, _ in received] == [
+        (f"Bearer {ERP_TOKEN}", "push_orders:0"),
+        (f"Bearer {ERP_TOKEN}", "push_orders:1"),
+    ]
+    assert [len(orders) for *_, orders in received] == [100, 20]
+    sent = [order for *_, orders in received for order in orders]
+    assert [o["order_id"] for o in sent] == list(range(121, 241))
+    assert sent[-1] == {
+        "order_id": 240,
+        "customer": "c240@example.com",
+        "total_cents": 24000,
+        "created_at": first.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+    # The next day: a few new orders, one exactly at the next night's 02:00, one after it.
+    second = first + timedelta(days=1)
+    later = [second - timedelta(hours=23, minutes=59), second - timedelta(hours=2), second]
+    add_orders(
+        db, {241: later[0], 242: later[1], 243: later[2], 244: second + timedelta(minutes=1)}
+    )
+    received.clear()
+    tick(platform, second)
+    newest, _ = wait_for(lambda: runs(2))
+    assert newest["status"] == "succeeded", newest
+    assert [(auth, len(orders)) for auth, _, orders in received] == [(f"Bearer {ERP_TOKEN}", 3)]
+    assert [o["order_id"] for o in received[0][2]] == [241, 242, 243]
+
+    # The same night again (another scheduler, or a later tick before 02:00): nothing new.
+    tick(platform, second)
+    tick(platform, second + timedelta(hours=23))
+    assert len(client.get(f"/api/v1/runs?workflow_id={workflow['id']}").json) == 2
+    assert len(received) == 1

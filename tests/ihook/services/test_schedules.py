@@ -146,3 +146,20 @@ def test_a_tick_enqueues_the_runs_it_fires(client, platform, worker):
     assert run["output"]["slot"] == slot.replace(second=0, microsecond=0).isoformat().replace(
         "+00:00", "Z"
     )
+
+
+def test_a_first_firing_after_downtime_covers_the_slots_since_the_schedule_was_set(
+    client, platform
+):
+    workflow = create(client, {"schedule": {"cron": "0 2 * * *"}})
+    since = schedule_from(platform, workflow["id"])
+    before = since.replace(hour=2, minute=0, second=0, microsecond=0)
+    if before > since:
+        before -= timedelta(days=1)
+    late = before + timedelta(days=3)  # no scheduler ran for the first two nights
+    (fired,) = fire_due(platform.db, late + timedelta(hours=1))
+    iso = lambda t: t.isoformat().replace("+00:00", "Z")  # noqa: E731
+    assert events(platform)[0].data == {
+        "slot": iso(late),
+        "window": {"start": iso(before), "end": iso(late)},
+    }
