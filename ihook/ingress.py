@@ -21,6 +21,8 @@ import jmespath
 from flask import Blueprint, Response, jsonify, request
 from jmespath.exceptions import JMESPathError
 from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.formparser import parse_form_data
@@ -169,6 +171,9 @@ def _parse(content_type: str, body: bytes) -> Any:
     )
 
 
+NO_REMOTE_REFS = Registry()
+"""Schemas reach what they hold and the meta-schemas; a remote ``$ref`` is never fetched."""
+
 # Compiled per endpoint and kept until the endpoint changes: compiling is the costly part.
 _validators: dict[str, tuple[datetime, Draft202012Validator]] = {}
 
@@ -178,13 +183,16 @@ def _validate(endpoint: Endpoint, data: Any) -> None:
     if cached is None or cached[0] != endpoint.updated_at:
         cached = _validators[endpoint.id] = (
             endpoint.updated_at,
-            Draft202012Validator(endpoint.schema or {}),
+            Draft202012Validator(endpoint.schema or {}, registry=NO_REMOTE_REFS),
         )
     validator = cached[1]
     problems: dict[str, list[str]] = {}
-    for error in validator.iter_errors(data):
-        path = ".".join(str(part) for part in error.absolute_path) or "<body>"
-        problems.setdefault(path, []).append(error.message)
+    try:
+        for error in validator.iter_errors(data):
+            path = ".".join(str(part) for part in error.absolute_path) or "<body>"
+            problems.setdefault(path, []).append(error.message)
+    except Unresolvable as exc:  # a remote $ref: never fetched from here
+        raise Refused(422, f"the endpoint's schema refers to {exc.ref!r}, not found") from None
     if problems:
         raise Refused(422, "body does not match the endpoint's schema", {"json": problems})
 

@@ -68,7 +68,11 @@ class Platform:
 
     @cached_property
     def outbound(self) -> OutboundPolicy:
-        """The SSRF guard's policy for requests made by workflows."""
+        """The SSRF guard's policy: workflows and connectors, subscription URLs at save time.
+
+        A delivery's URL is checked again when it is sent, under a policy of its own (the
+        delivery timeout, no redirects followed).
+        """
         return OutboundPolicy(allow_private=self.settings.allow_private_networks)
 
     def close(self) -> None:

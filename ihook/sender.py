@@ -76,6 +76,9 @@ def send_delivery(p: Platform, delivery_id: str, *, single: bool = False) -> str
         if delivery is None or delivery.status != "pending":
             return "nothing to do"
         subscription_id = delivery.subscription_id
+        if not single and not service.subscription_of(session, delivery).enabled:
+            service.fail_unsent(session, delivery_id, "not sent: the subscription is disabled")
+            return "not sent: the subscription is disabled"
     slot = _take_slot(p, subscription_id)
     if slot is None:
         p.deliveries.enqueue_in(

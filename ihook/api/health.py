@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ihook import __version__
 from ihook.api.context import platform
 from ihook.api.schemas import HealthSchema
-from ihook.models import Run, RunStatus
+from ihook.models import Delivery, DeliveryStatus, Run, RunStatus
 
 blp = Blueprint("health", __name__, url_prefix="/api/v1/health", description="Health (no token).")
 
@@ -31,10 +31,13 @@ class Health(MethodView):
                 session.execute(text("SELECT 1"))
                 queued = select(func.count()).where(Run.status == RunStatus.queued)
                 body["queued_runs"] = session.scalar(queued)
+                pending = select(func.count()).where(Delivery.status == DeliveryStatus.pending)
+                body["pending_deliveries"] = session.scalar(pending)
         except SQLAlchemyError as exc:
             body["database"] = f"error: {type(exc).__name__}"
         try:
             body["queue_depth"] = p.queue.depth()
+            body["delivery_queue_depth"] = p.deliveries.depth()
             body["workers"] = Worker.count(connection=p.redis)
         except (RedisError, ValueError) as exc:
             body["redis"] = f"error: {type(exc).__name__}"

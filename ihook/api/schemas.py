@@ -163,6 +163,7 @@ class EventListArgs(ListArgs):
 
     type = fields.Str()
     source = fields.Str()
+    environment = fields.Str(validate=validate.OneOf(["live", "sandbox"]))
 
 
 class RunListArgs(ListArgs):
@@ -316,6 +317,8 @@ class HealthSchema(Schema):
     workers = fields.Int(allow_none=True)
     queue_depth = fields.Int(allow_none=True)
     queued_runs = fields.Int(allow_none=True)
+    delivery_queue_depth = fields.Int(allow_none=True)
+    pending_deliveries = fields.Int(allow_none=True)
     version = fields.Str()
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -122,7 +123,18 @@ class Event(Base):
     """One thing that happened, stored before anyone is told about it."""
 
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("endpoint_id", "dedupe_key", name="uq_events_dedupe"),)
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "dedupe_key", name="uq_events_dedupe"),
+        # NULLs are distinct in a unique constraint: events of no endpoint (published,
+        # emitted, scheduled) need their own index to stay unique by key.
+        Index(
+            "uq_events_dedupe_unbound",
+            "dedupe_key",
+            unique=True,
+            sqlite_where=text("endpoint_id IS NULL"),
+            postgresql_where=text("endpoint_id IS NULL"),
+        ),
+    )
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     type: Mapped[str] = mapped_column(String(200), index=True)
     source: Mapped[str] = mapped_column(String(200), index=True)

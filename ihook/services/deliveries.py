@@ -221,6 +221,16 @@ def finish_attempt(
     return Outcome(succeeded=ok, retry_in=None if ok else retry_in)
 
 
+def fail_unsent(session: Session, delivery_id: str, reason: str) -> None:
+    """End a ``pending`` delivery without an attempt (``recover`` can send it later)."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.pending)
+        .values(status=DeliveryStatus.failed, finished_at=utcnow(), last_error=reason)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def get_delivery(session: Session, delivery_id: str) -> Delivery:
     """The delivery, or NotFound."""
     return fetch(session, Delivery, delivery_id, f"delivery {delivery_id} not found")

@@ -131,13 +131,16 @@ def list_events(
     *,
     type: str | None = None,
     source: str | None = None,
+    environment: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     after: str | None = None,
     limit: int | None = None,
 ) -> list[Event]:
-    """Events newest first, filtered by type, source and time range."""
+    """Events newest first, filtered by type, source, environment and time range."""
     query = select(Event)
+    if environment:
+        query = query.where(Event.environment == environment)
     if type:
         query = query.where(Event.type == type)
     if source:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ihook.models import Connector, Endpoint
+from ihook.models import Connector, Endpoint, Subscription
 from ihook.secrets import Vault
 
-ENCRYPTED = ((Endpoint, ("secret_enc", "previous_secret_enc")), (Connector, ("secrets_enc",)))
+ENCRYPTED = (
+    (Endpoint, ("secret_enc", "previous_secret_enc")),
+    (Connector, ("secrets_enc",)),
+    (Subscription, ("secret_enc", "previous_secret_enc", "secrets_enc")),
+)
 """Every model column that holds a value encrypted by the vault."""
 
 

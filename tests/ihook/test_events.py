@@ -134,3 +134,33 @@ def test_emit_type_is_validated_on_save(client):
     )
     assert broken.status_code == 422
     assert "event_type" in broken.json["errors"]["json"]["steps.e"]
+
+
+def test_concurrent_publishes_with_one_id_store_one_event(platform):
+    import threading
+
+    from sqlalchemy import func, select
+
+    from ihook.models import Event
+    from ihook.services.events import store_event
+
+    barrier = threading.Barrier(5)
+    results = []
+
+    def publish() -> None:
+        barrier.wait()
+        results.append(
+            store_event(
+                platform.db, type="order.paid", source="api", data={}, headers={}, dedupe_key="o-1"
+            )
+        )
+
+    threads = [threading.Thread(target=publish) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.duplicate for r in results) == [False, True, True, True, True]
+    assert len({r.event_id for r in results}) == 1
+    with platform.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Event)) == 1

@@ -283,3 +283,15 @@ def test_a_changed_schema_applies_to_the_next_request(client):
     client.patch(f"/api/v1/endpoints/{ep['id']}", json={"schema": {"required": ["b"]}})
     assert client.raw.post(_path(ep), json={"b": 1}).status_code == 202
     assert client.raw.post(_path(ep), json={"a": 1}).status_code == 422
+
+
+def test_a_remote_ref_in_a_schema_is_never_fetched(client, httpserver):
+    httpserver.expect_request("/schema.json").respond_with_json({"required": ["a"]})
+    schema = {"$ref": httpserver.url_for("/schema.json")}
+    ep = client.post(
+        "/api/v1/endpoints", json={"name": "remote", "auth": {"type": "none"}, "schema": schema}
+    ).json
+    answer = client.raw.post(_path(ep), json={"b": 1})
+    assert answer.status_code == 422
+    assert "schema.json" in answer.json["message"]
+    assert httpserver.log == []

@@ -24,6 +24,14 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("environment", sa.String(length=16), server_default="live", nullable=False)
         )
+    op.create_index(
+        "uq_events_dedupe_unbound",
+        "events",
+        ["dedupe_key"],
+        unique=True,
+        sqlite_where=sa.text("endpoint_id IS NULL"),
+        postgresql_where=sa.text("endpoint_id IS NULL"),
+    )
     op.create_table(
         "event_types",
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -109,5 +117,6 @@ def downgrade() -> None:
     op.drop_table("deliveries")
     op.drop_table("subscriptions")
     op.drop_table("event_types")
+    op.drop_index("uq_events_dedupe_unbound", table_name="events")
     with op.batch_alter_table("events") as batch_op:
         batch_op.drop_column("environment")

@@ -102,6 +102,7 @@ def test_health_needs_no_token_and_the_admin_token_opens_the_rest(client):
     health = client.raw.get(HEALTH)
     assert health.status_code == 200
     assert health.json["database"] == "ok"
+    assert health.json["pending_deliveries"] == 0 and health.json["delivery_queue_depth"] == 0
     assert client.raw.get("/api/v1/endpoints").status_code == 401
     assert client.get("/api/v1/endpoints").status_code == 200
 

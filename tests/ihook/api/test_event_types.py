@@ -273,6 +273,8 @@ def test_environment_is_stored_and_listed(client):
     assert listed == {live.json["event_id"]: "live", sandbox.json["event_id"]: "sandbox"}
     one = client.get(f"/api/v1/events/{sandbox.json['event_id']}").json
     assert one["environment"] == "sandbox"
+    only = client.get("/api/v1/events", query_string={"environment": "sandbox"}).json
+    assert [e["id"] for e in only] == [sandbox.json["event_id"]]
     bogus = publish(client, type="order.placed", data={}, environment="staging")
     assert list(assert_error(bogus, 422)["errors"]["json"]) == ["environment"]
     assert len(stored_events(client)) == 2

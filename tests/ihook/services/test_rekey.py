@@ -8,6 +8,7 @@ import sys
 from ihook.platform import Platform
 from ihook.services.connectors import full_config, get_connector
 from ihook.services.endpoints import current_secrets, get_endpoint
+from ihook.services.subscriptions import get_subscription, request_auth, signing_secrets
 from tests.conftest import settings_env
 
 
@@ -25,6 +26,19 @@ def test_reencrypt_moves_every_secret_to_the_new_key(client, settings):
             },
         },
     ).json
+    subscription = client.post(
+        "/api/v1/subscriptions",
+        json={
+            "name": "crm-out",
+            "url": "https://127.0.0.1:8443/in",
+            "event_types": ["record.*"],
+            "auth": {"type": "bearer", "token": "out-t0k3n"},
+            "headers": {"X-Tenant": "acme"},
+        },
+    ).json
+    rotated_sub = client.post(
+        f"/api/v1/subscriptions/{subscription['id']}/rotate-secret", json={}
+    ).json
 
     both = settings.replace(secret_keys=("new-key", *settings.secret_keys))
     done = subprocess.run(
@@ -35,7 +49,9 @@ def test_reencrypt_moves_every_secret_to_the_new_key(client, settings):
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert "re-encrypted 3 secret(s)" in done.stdout  # secret, previous secret, connector
+    # the endpoint's secret and previous secret, the connector's, and the subscription's
+    # signing secret, previous signing secret and auth/header secrets
+    assert "re-encrypted 6 secret(s)" in done.stdout
 
     only_new = Platform(settings.replace(secret_keys=("new-key",)))
     with only_new.db.session() as session:
@@ -44,6 +60,15 @@ def test_reencrypt_moves_every_secret_to_the_new_key(client, settings):
             endpoint["secret"],
         ]
         config = full_config(get_connector(session, connector["id"]), only_new.vault)
+        sub = get_subscription(session, subscription["id"])
+        assert signing_secrets(sub, only_new.vault) == [
+            rotated_sub["secret"],
+            subscription["secret"],
+        ]
+        assert request_auth(sub, only_new.vault) == {
+            "X-Tenant": "acme",
+            "Authorization": "Bearer out-t0k3n",
+        }
     assert config["auth"]["token"] == "t0k3n"
     only_new.close()
 
