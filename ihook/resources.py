@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors import RecordsConnector, build_connector
+from ihook.errors import Invalid
 from ihook.models import Connector, Event, Run
 from ihook.platform import Platform
 from ihook.services.connectors import full_config
+from ihook.services.event_types import check_data
 from ihook.services.events import store_event
 from ihook.services.records import SqlRecordStore
 from workflows import Resources
@@ -88,6 +90,12 @@ class RunEvents:
                 "(a workflow that triggers itself?)"
             )
         self._count += 1
+        with self._platform.db.session() as session:
+            try:
+                check_data(session, type, data)
+            except Invalid as exc:
+                problems = "; ".join(exc.errors.get("data", []))
+                raise ValueError(f"emit refused: {exc.message}: {problems}") from None
         accepted = store_event(
             self._platform.db,
             type=type,

@@ -206,7 +206,7 @@ def _note_health(
     """Mark slow receivers; start, end or act on a subscription's failing streak."""
     slow = attempt.duration_ms is not None and attempt.duration_ms > SLOW_SECONDS * 1000
     try:
-        if slow or attempt.error and "Timeout" in attempt.error:
+        if slow or (attempt.error and "timed out" in attempt.error):
             p.redis.set(f"ihook:slow:{subscription_id}", 1, ex=SLOW_FOR)
         elif ok:
             p.redis.delete(f"ihook:slow:{subscription_id}")

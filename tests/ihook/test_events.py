@@ -164,3 +164,20 @@ def test_concurrent_publishes_with_one_id_store_one_event(platform):
     assert len({r.event_id for r in results}) == 1
     with platform.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Event)) == 1
+
+
+def test_an_emit_that_breaks_its_types_schema_fails_the_step_and_stores_nothing(client, worker):
+    schema = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
+    created = client.post("/api/v1/event-types", json={"name": "member.verified", "schema": schema})
+    assert created.status_code == 201, created.json
+    verify = workflow(
+        client,
+        "verify-strict",
+        {"manual": True},
+        [{"id": "tell", "type": "emit", "event_type": "member.verified", "data": "{id: data.n}"}],
+    )
+    client.post(f"/api/v1/workflows/{verify}/runs", json={"data": {"n": 7}})
+    run = wait_for(lambda: finished_runs(client, verify, 1))[0]
+    assert run["status"] == "failed" and run["failed_step"] == "tell"
+    assert "emit refused" in run["error"] and "is not of type 'string'" in run["error"]
+    assert client.get("/api/v1/events", query_string={"type": "member.verified"}).json == []

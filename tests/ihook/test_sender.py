@@ -429,3 +429,38 @@ def test_the_sweeper_sends_deliveries_whose_job_redis_lost(client, platform, htt
     processes.start("worker")
     (delivery,) = finished(client, sub["id"])
     assert delivery["status"] == "succeeded" and len(receiver.requests) == 1
+
+
+def test_an_answer_slower_than_the_timeout_is_a_failed_attempt(client, settings, slow_server):
+    receiver = Receiver(slow_server, "/sleepy", delay=2)
+    sub = subscribe(client, receiver.url, retry_schedule=[0])
+    publish(client)
+    hasty = Platform(settings.replace(delivery_timeout=1))
+    with hasty.db.session() as session:
+        (delivery_id,) = session.scalars(select(Delivery.id)).all()
+    assert send_delivery(hasty, delivery_id) == "failed after 1 attempt(s)"
+    hasty.close()
+    (attempt,) = client.get(f"/api/v1/deliveries/{delivery_id}").json["attempt_log"]
+    assert attempt["status_code"] is None and "timed out" in attempt["error"]
+    assert 900 <= attempt["duration_ms"] < 1900
+    assert sub["id"]
+
+
+def test_the_delivery_log_filters_by_event_type_and_time(client, platform):
+    sub = subscribe(client, "https://127.0.0.1:8443/hooks")
+    publish(client, "member.joined")
+    publish(client, "member.left")
+    everything = deliveries_of(client, sub["id"])
+    assert [d["event_type"] for d in everything] == ["member.left", "member.joined"]
+    left = deliveries_of(client, sub["id"], event_type="member.left")
+    assert [d["event_type"] for d in left] == ["member.left"]
+    newest = everything[0]["created_at"]
+    assert [d["event_type"] for d in deliveries_of(client, sub["id"], since=newest)] == [
+        "member.left"
+    ]
+    assert [d["event_type"] for d in deliveries_of(client, sub["id"], until=newest)] == [
+        "member.joined"
+    ]
+    assert deliveries_of(client, sub["id"], status="succeeded") == []
+    missing = client.get("/api/v1/subscriptions/sub_nope/deliveries")
+    assert missing.status_code == 404
