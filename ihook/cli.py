@@ -61,7 +61,7 @@ def worker(burst: bool, fork: bool) -> None:
     while True:
         rq_worker = None
         try:
-            queues = [p.queue.queue, p.deliveries.queue]
+            queues = [p.queue.queue, p.deliveries.queue, p.polls.queue]
             rq_worker = worker_class(queues, connection=p.redis)
             rq_worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
         except RedisError as exc:

@@ -11,7 +11,21 @@ import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
-PREFIXES = ("ep", "evt", "wf", "run", "sub", "dlv", "pol", "con", "tok", "rej")
+PREFIXES = (
+    "ep",
+    "evt",
+    "wf",
+    "run",
+    "sub",
+    "dlv",
+    "pol",
+    "con",
+    "tok",
+    "rej",
+    "cln",
+    "poll",
+    "job",
+)
 """Known id prefixes, one per resource."""
 
 

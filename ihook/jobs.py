@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ihook import sender
+from ihook import polling, sender
 from ihook.models import Event, Run, RunStatus, WorkflowVersion, utcnow
 from ihook.platform import Platform
 from ihook.resources import run_resources
@@ -142,3 +142,8 @@ def _json_safe(value: Any) -> Any:
     except (TypeError, ValueError):
         return repr(value)
     return value
+
+
+def run_poll(poller_id: str, slot: str | None = None) -> str:
+    """Make one poll of a poller (``slot``: the scheduled time it is for, ISO; None: now)."""
+    return polling.poll_job(platform(), poller_id, slot)

@@ -13,7 +13,7 @@ from redis import Redis
 
 from connectors.outbound import OutboundPolicy
 from ihook.db import Database
-from ihook.queue import EXECUTE_RUN, SEND_DELIVERY, JobQueue, connect
+from ihook.queue import EXECUTE_RUN, RUN_POLL, SEND_DELIVERY, JobQueue, connect
 from ihook.secrets import Vault
 from ihook.settings import Settings
 
@@ -57,6 +57,16 @@ class Platform:
         """The queue of delivery attempts (its own, so deliveries never wait behind runs)."""
         return JobQueue(
             self.redis, f"{self.settings.queue_name}-deliveries", SEND_DELIVERY, job_timeout=90
+        )
+
+    @cached_property
+    def polls(self) -> JobQueue:
+        """The queue of polls (job ids ``poll-<poller>-<slot>``, so a slot is queued once)."""
+        return JobQueue(
+            self.redis,
+            f"{self.settings.queue_name}-polls",
+            RUN_POLL,
+            job_timeout=self.settings.run_timeout + 30,
         )
 
     def dispatch(self, accepted: Accepted) -> None:

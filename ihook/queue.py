@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -24,6 +25,8 @@ EXECUTE_RUN = "ihook.jobs.execute_run"
 """Dotted path of the job that executes one run."""
 SEND_DELIVERY = "ihook.jobs.send_delivery"
 """Dotted path of the job that makes one attempt at a delivery."""
+RUN_POLL = "ihook.jobs.run_poll"
+"""Dotted path of the job that makes one poll of a poller."""
 RESULT_TTL = 60
 """Seconds RQ keeps a finished job; the outcome lives in the database."""
 IDLE_JOB_STATES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -51,16 +54,23 @@ class JobQueue:
 
     def enqueue(self, runs: Iterable[tuple[str, int]]) -> bool:
         """Enqueue ``(item_id, next_attempt)`` pairs in one pipeline; False if Redis failed."""
+        return self.enqueue_jobs((job_id(item, attempt), (item,)) for item, attempt in runs)
+
+    def enqueue_jobs(self, jobs: Iterable[tuple[str, tuple[Any, ...]]]) -> bool:
+        """Enqueue ``(job id, args)`` pairs in one pipeline; False if Redis failed.
+
+        A job id already queued is not queued twice (RQ replaces the job in place).
+        """
         datas = [
             Queue.prepare_data(
                 self.func,
-                args=(run_id,),
-                job_id=job_id(run_id, attempt),
+                args=args,
+                job_id=jid,
                 timeout=self.job_timeout,
                 result_ttl=RESULT_TTL,
                 failure_ttl=24 * 3600,
             )
-            for run_id, attempt in runs
+            for jid, args in jobs
         ]
         if not datas:
             return True

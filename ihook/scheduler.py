@@ -1,4 +1,5 @@
-"""``ihook scheduler``: each tick fires due scheduled workflows, then sweeps.
+"""``ihook scheduler``: each tick fires scheduled workflows, queues due polls, sweeps, and
+(at most once an hour) cleans up what is older than the retention period.
 
 Any number of schedulers may run at once: a slot is claimed by a conditional update in
 the transaction that stores its event and run, and the sweep is safe to repeat.
@@ -14,6 +15,8 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from ihook.platform import Platform
+from ihook.services.poll_schedule import due_polls
+from ihook.services.retention import maybe_clean_up
 from ihook.services.schedules import fire_due
 from ihook.sweeper import Sweep, sweep_once
 
@@ -24,10 +27,15 @@ TICK = 1.0
 
 
 def tick(platform: Platform, now: datetime | None = None) -> Sweep:
-    """Fire what is due at ``now`` (the current time by default) and sweep."""
+    """Fire and queue what is due at ``now`` (the current time by default) and sweep."""
     for accepted in fire_due(platform.db, now):
         platform.dispatch(accepted)  # if Redis is down, the sweep (now or later) does it
-    return sweep_once(platform)
+    polls = due_polls(platform.db, now)
+    if polls and not platform.polls.enqueue_jobs(polls):
+        log.warning("%d poll(s) not queued (Redis); their next slot catches up", len(polls))
+    swept = sweep_once(platform)
+    maybe_clean_up(platform, now)
+    return swept
 
 
 def run_forever(platform: Platform, *, interval: float = TICK) -> None:
@@ -37,4 +45,6 @@ def run_forever(platform: Platform, *, interval: float = TICK) -> None:
             tick(platform)
         except (RedisError, SQLAlchemyError) as exc:
             log.warning("scheduler tick failed, will retry: %s", exc)
+        except Exception:  # a bug must not stop the sweeper that guards everything else
+            log.exception("scheduler tick crashed, will retry")
         time.sleep(interval)

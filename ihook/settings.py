@@ -27,6 +27,8 @@ DEFAULT_DELIVERY_TIMEOUT = 15
 """Seconds a receiver has to answer a delivery with a 2xx."""
 DEFAULT_DISABLE_AFTER = 5 * 24 * 3600
 """Seconds a subscription may keep failing before it is disabled (5 days)."""
+DEFAULT_RETENTION_DAYS = 30
+"""Days finished runs, deliveries, polls and their events are kept (0: for ever)."""
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -71,6 +73,8 @@ class Settings:
     disable_after: int = DEFAULT_DISABLE_AFTER
     alert_connector: str | None = None
     """The smtp connector that sends failed-delivery e-mails (default: the only one)."""
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    """Days history is kept before the scheduler's clean-up removes it; 0 keeps everything."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +83,9 @@ class Settings:
         data_dir = Path(env.get("IHOOK_DATA_DIR") or DEFAULT_DATA_DIR)
         database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir.resolve()}/ihook.db"
         keys = tuple(k.strip() for k in (env.get("IHOOK_SECRET_KEY") or "").split(",") if k.strip())
+        retention_days = _int(env, "IHOOK_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)
+        if retention_days < 0:
+            raise SettingsError(f"IHOOK_RETENTION_DAYS must be 0 or more, got {retention_days}")
         return cls(
             database_url=database_url,
             redis_url=env.get("REDIS_URL") or None,
@@ -96,6 +103,7 @@ class Settings:
             delivery_timeout=_int(env, "IHOOK_DELIVERY_TIMEOUT", DEFAULT_DELIVERY_TIMEOUT),
             disable_after=_int(env, "IHOOK_DISABLE_AFTER", DEFAULT_DISABLE_AFTER),
             alert_connector=env.get("IHOOK_ALERT_CONNECTOR") or None,
+            retention_days=retention_days,
         )
 
     def replace(self, **changes: object) -> Settings:

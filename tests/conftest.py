@@ -205,6 +205,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         IHOOK_DELIVERY_TIMEOUT=str(settings.delivery_timeout),
         IHOOK_DISABLE_AFTER=str(settings.disable_after),
         IHOOK_ALERT_CONNECTOR=settings.alert_connector or "",
+        IHOOK_RETENTION_DAYS=str(settings.retention_days),
     )
     return env
 

@@ -16,6 +16,7 @@ from ihook.api import (
     event_types,
     events,
     health,
+    pollers,
     records,
     runs,
     subscriptions,
@@ -48,6 +49,7 @@ BLUEPRINTS = (
     records,
     subscriptions,
     deliveries,
+    pollers,
 )
 PROTECTED = {m.blp.name for m in BLUEPRINTS if m is not health}
 """Blueprints whose routes need a bearer token (all but health)."""

@@ -421,3 +421,134 @@ class SubscriptionRotateSchema(Schema):
     grace_seconds = fields.Int(
         load_default=86_400, validate=validate.Range(min=0, max=30 * 86_400), strict=True
     )
+
+
+class PollerBodySchema(Schema):
+    """A poller's definition, as created or replaced.
+
+    Rules beyond the types (templates, expressions, the URL guard, the connector, the
+    schedule) are checked by the service, which names every field it refuses at once:
+    `request.url`, `pagination.page_param`, `cron`…
+    """
+
+    name = fields.Str(required=True, metadata={"description": "unique, like endpoint names"})
+    description = fields.Str()
+    enabled = fields.Bool(metadata={"description": "default true"})
+    request = fields.Dict(
+        required=True,
+        metadata={
+            "description": "`{connector, path}` (an http connector's name) or `{url}`, and "
+            "`method` (GET, POST), `params` and `headers` ({name: template}), `json` (POST "
+            "body whose strings are templates); templates see `state.cursor`, `now`, `page`"
+        },
+    )
+    interval_seconds = fields.Int(
+        strict=True, metadata={"description": "poll every n seconds (or cron)", "minimum": 5}
+    )
+    cron = fields.Str(metadata={"description": "5 fields or an @alias (or interval_seconds)"})
+    timezone = fields.Str(metadata={"description": "of the cron; default UTC"})
+    items = fields.Str(metadata={"description": "jmespath to the list of items; default `@`"})
+    id = fields.Str(required=True, metadata={"description": "jmespath to an item's identity"})
+    cursor = fields.Str(
+        allow_none=True,
+        metadata={"description": "jmespath over {items, page, state} giving the next cursor"},
+    )
+    pagination = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "null, `{next: jmespath to the next link}` or `{page_param, "
+            "first_page (1), page_size, size_param}`"
+        },
+    )
+    max_pages = fields.Int(
+        strict=True,
+        metadata={"description": "pages one poll may read; default 10", "maximum": 1000},
+    )
+    format = fields.Str(metadata={"enum": ["auto", "json", "ndjson", "csv"]})
+    mode = fields.Str(metadata={"enum": ["item", "batch"], "description": "default item"})
+    event_type = fields.Str(metadata={"description": "default `<name>.item` / `<name>.batch`"})
+    initial_cursor = fields.Raw(
+        allow_none=True,
+        metadata={"description": "any JSON: sets the cursor (on create, or to reset it)"},
+    )
+
+
+class PollerPatchSchema(PollerBodySchema):
+    """The definition fields to change; the others keep their values."""
+
+    name = fields.Str()
+    request = fields.Dict()
+    id = fields.Str(metadata={"description": "jmespath to an item's identity"})
+
+
+class PollerSchema(Schema):
+    """A poller: its definition and where it stands.
+
+    `id` and `cursor` are the poller's own; the expressions given as `id` and `cursor`
+    are shown as `id_expression` and `cursor_expression`.
+    """
+
+    id = fields.Str(metadata={"description": "pol_…"})
+    name = fields.Str()
+    description = fields.Str()
+    enabled = fields.Bool()
+    request = fields.Dict()
+    interval_seconds = fields.Int(metadata={"description": "present when given"})
+    cron = fields.Str(metadata={"description": "present when given"})
+    timezone = fields.Str(metadata={"description": "present when given"})
+    items = fields.Str()
+    id_expression = fields.Str(metadata={"description": "the `id` jmespath"})
+    cursor_expression = fields.Str(
+        allow_none=True, metadata={"description": "the `cursor` jmespath"}
+    )
+    pagination = fields.Dict(allow_none=True)
+    max_pages = fields.Int()
+    format = fields.Str()
+    mode = fields.Str()
+    event_type = fields.Str()
+    workflows = fields.List(
+        fields.Str(), metadata={"description": "ids of workflows with trigger {poller: name}"}
+    )
+    cursor = fields.Raw(allow_none=True, metadata={"description": "the watermark now"})
+    failures = fields.Int(metadata={"description": "polls failed in a row"})
+    retry_after = fields.DateTime(
+        allow_none=True, metadata={"description": "back-off: no scheduled poll before"}
+    )
+    last_slot = fields.DateTime(allow_none=True, metadata={"description": "newest slot queued"})
+    schedule_from = fields.DateTime(
+        allow_none=True, metadata={"description": "slots before it never poll; null when off"}
+    )
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class PollNowSchema(Schema):
+    """A poll queued by hand."""
+
+    poller_id = fields.Str()
+    job_id = fields.Str()
+
+
+class PollSchema(Schema):
+    """One poll of a poller: when, how long, what it found, where the cursor went."""
+
+    id = fields.Str()
+    poller_id = fields.Str()
+    slot = fields.DateTime(allow_none=True, metadata={"description": "null for poll-now"})
+    trigger = fields.Str(metadata={"description": "schedule or manual"})
+    status = fields.Str(metadata={"description": "succeeded or failed"})
+    started_at = fields.DateTime()
+    duration_ms = fields.Float(allow_none=True)
+    http_status = fields.Int(allow_none=True, metadata={"description": "of the last page read"})
+    pages = fields.Int()
+    items_seen = fields.Int()
+    items_new = fields.Int()
+    cursor_before = fields.Raw(allow_none=True)
+    cursor_after = fields.Raw(allow_none=True)
+    error = fields.Str(allow_none=True)
+
+
+class PollDetailSchema(PollSchema):
+    """One poll with the ids of the events it stored."""
+
+    events = fields.List(fields.Str())

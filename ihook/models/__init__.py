@@ -26,10 +26,12 @@ from ihook.models.outgoing import (
     EventType,
     Subscription,
 )
+from ihook.models.polling import Cleanup, Poll, Poller, PollerItem
 
 __all__ = [
     "FINISHED",
     "ApiToken",
+    "Cleanup",
     "Base",
     "Connector",
     "Delivery",
@@ -40,6 +42,9 @@ __all__ = [
     "Event",
     "EventType",
     "JSONType",
+    "Poll",
+    "Poller",
+    "PollerItem",
     "Record",
     "Rejection",
     "Run",

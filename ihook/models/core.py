@@ -86,6 +86,8 @@ class Workflow(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     event_type: Mapped[str | None] = mapped_column(String(200), index=True)
     """The trigger's ``event_type`` (kept in a column so publishing finds workflows fast)."""
+    poller: Mapped[str | None] = mapped_column(String(100), index=True)
+    """The trigger's ``poller`` name: the poller's events run this workflow."""
     schedule_from: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     """Set while the trigger is a schedule (and the workflow enabled): no earlier slot fires."""
     last_slot: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -16,6 +16,9 @@ from ihook.models import EndpointWorkflow, Event, Run, Workflow, utcnow
 from ihook.services.common import fetch, page
 from ihook.services.deliveries import add_deliveries
 
+POLLER_SOURCE = "poller:"
+"""Events a poller stores have the source ``poller:<name>``."""
+
 
 @dataclass
 class Accepted:
@@ -38,6 +41,7 @@ def store_event(
     dedupe_key: str | None = None,
     workflow_id: str | None = None,
     environment: str = "live",
+    poller: str | None = None,
 ) -> Accepted:
     """Commit an event and a queued run for each workflow it triggers (see ``add_event``).
 
@@ -61,6 +65,7 @@ def store_event(
                 dedupe_key=dedupe_key,
                 workflow_id=workflow_id,
                 environment=environment,
+                poller=poller,
             )
     except IntegrityError:
         if dedupe_key is None:
@@ -83,12 +88,14 @@ def add_event(
     dedupe_key: str | None = None,
     workflow_id: str | None = None,
     environment: str = "live",
+    poller: str | None = None,
 ) -> Accepted:
     """Add an event, its queued runs and its deliveries to ``session``'s transaction.
 
-    The runs: each enabled workflow bound to the endpoint or triggered by the event's
-    type; with ``workflow_id`` (a manual run) that workflow alone, enabled or not. The
-    deliveries: one per enabled subscription of the event's environment that matches it.
+    The runs: each enabled workflow bound to the endpoint, triggered by the event's type
+    or (with ``poller``, a poller's name) by that poller; with ``workflow_id`` (a manual
+    run) that workflow alone, enabled or not. The deliveries: one per enabled
+    subscription of the event's environment that matches it.
     The commit is the caller's, and so is enqueueing what is returned after it.
     """
     event = Event(
@@ -104,7 +111,7 @@ def add_event(
     )
     session.add(event)
     if workflow_id is None:
-        workflows = _triggered_workflows(session, endpoint_id, type)
+        workflows = _triggered_workflows(session, endpoint_id, type, poller)
     else:
         workflow = fetch(session, Workflow, workflow_id, f"workflow {workflow_id} not found")
         workflows = [(workflow.id, workflow.version)]
@@ -116,7 +123,10 @@ def add_event(
 def replay_event(session: Session, event_id: str) -> list[str]:
     """Queue the event again for every enabled workflow it triggers now."""
     event = get_event(session, event_id)
-    workflows = _triggered_workflows(session, event.endpoint_id, event.type)
+    poller = (
+        event.source.removeprefix(POLLER_SOURCE) if event.source.startswith(POLLER_SOURCE) else None
+    )
+    workflows = _triggered_workflows(session, event.endpoint_id, event.type, poller)
     runs = _queue_runs(session, event.id, workflows)
     return [run.id for run in runs]
 
@@ -155,10 +165,12 @@ def _find_duplicate(session: Session, endpoint_id: str | None, key: str) -> str 
 
 
 def _triggered_workflows(
-    session: Session, endpoint_id: str | None, event_type: str
+    session: Session, endpoint_id: str | None, event_type: str, poller: str | None = None
 ) -> list[tuple[str, int]]:
-    """``(id, version)`` of enabled workflows bound to the endpoint or to the event type."""
+    """``(id, version)`` of enabled workflows bound to the endpoint, event type or poller."""
     triggered = Workflow.event_type == event_type
+    if poller is not None:
+        triggered = or_(triggered, Workflow.poller == poller)
     if endpoint_id is not None:
         bound = select(EndpointWorkflow.workflow_id).where(
             EndpointWorkflow.endpoint_id == endpoint_id

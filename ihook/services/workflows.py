@@ -55,6 +55,7 @@ def create_workflow(session: Session, doc: dict[str, Any], *, enabled: bool = Tr
         enabled=enabled,
         definition=definition,
         event_type=_event_type(definition),
+        poller=_trigger_name(definition, "poller"),
     )
     track_schedule(workflow, changed=True)
     session.add(workflow)
@@ -75,6 +76,7 @@ def update_workflow(
         workflow.version += 1
         workflow.definition = definition
         workflow.event_type = _event_type(definition)
+        workflow.poller = _trigger_name(definition, "poller")
         workflow.name = definition["name"]
         workflow.description = definition.get("description") or ""
         session.add(
@@ -103,7 +105,11 @@ def set_enabled(session: Session, workflow_id: str, enabled: bool) -> Workflow:
 
 
 def _event_type(definition: dict[str, Any]) -> str | None:
-    value = (definition.get("trigger") or {}).get("event_type")
+    return _trigger_name(definition, "event_type")
+
+
+def _trigger_name(definition: dict[str, Any], kind: str) -> str | None:
+    value = (definition.get("trigger") or {}).get(kind)
     return value if isinstance(value, str) else None
 
 
