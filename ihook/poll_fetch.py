@@ -3,19 +3,16 @@
 Everything here reads; nothing is stored (``ihook.polling`` stores). Each request goes
 through the SSRF guard (``connectors.outbound.send_request``): a connector's requests
 under the connector's policy and timeout, a plain URL's under the install's. The raw
-body is parsed here rather than by ``HttpConnector.request``, which answers parsed JSON
-or replacement-decoded text and raises on 4xx/5xx with its own excerpt: a poll needs the
-bytes (CSV and NDJSON, charsets, a BOM) and the status of every page. The connector is
-still what builds the URL and supplies the auth and default headers.
+body is parsed by ``ihook.poll_parse`` rather than by ``HttpConnector.request``, which
+answers parsed JSON or replacement-decoded text and raises on 4xx/5xx with its own
+excerpt: a poll needs the bytes (CSV and NDJSON, charsets, a BOM) and the status of every
+page. The connector is still what builds the URL and supplies the auth and default headers.
 
 Any failure raises ``PollFailed`` naming the page (1-based, in the order read).
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -31,6 +28,7 @@ from connectors.errors import ConnectFailed, ConnectorError, OutboundRefused, Re
 from connectors.http import HttpConnector
 from connectors.outbound import OutboundPolicy, OutboundResponse, send_request
 from ihook.models import Connector
+from ihook.poll_parse import parse_body
 from ihook.secrets import Vault
 from ihook.services.connectors import full_config
 from workflows.errors import ExpressionError
@@ -42,12 +40,6 @@ ERROR_BODY_CHARS = 300
 """How much of a non-2xx answer a failed poll quotes."""
 MAX_ID_CHARS = 500
 """The longest item identity ``poller_items.item_id`` holds."""
-NDJSON_TYPES = frozenset(
-    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonl"}
-)
-"""Content types read as one JSON value per line by ``format: auto``."""
-CSV_TYPES = frozenset({"text/csv", "application/csv"})
-"""Content types read as CSV with a header row by ``format: auto``."""
 
 
 class PollFailed(Exception):
@@ -176,30 +168,6 @@ def next_cursor(config: dict, fetched: Fetched, before: Any) -> Any:
         raise _failed(fetched, f"cursor: {exc}") from None
 
 
-def parse_body(body: bytes, content_type: str, config: dict) -> Any:
-    """A page's body as JSON, NDJSON (a list) or CSV (a list of row objects).
-
-    Raises ValueError saying why it does not parse.
-    """
-    media, _, rest = content_type.partition(";")
-    media = media.strip().lower()
-    fmt = config.get("format", "auto")
-    if fmt == "auto":
-        if media in NDJSON_TYPES:
-            fmt = "ndjson"
-        elif media in CSV_TYPES:
-            fmt = "csv"
-        else:
-            fmt = "json"
-    text = _decode(body, _charset(rest))
-    if fmt == "ndjson":
-        lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-        return [_json(line, f"line {n} is not JSON") for n, line in lines]
-    if fmt == "csv":
-        return _csv(text)
-    return _json(text, f"body is not JSON (content-type {media or 'none'})")
-
-
 def _request(
     fetched: Fetched,
     index: int,
@@ -325,47 +293,3 @@ def _render_json(value: Any, context: dict[str, Any]) -> Any:
     if isinstance(value, dict):
         return {k: _render_json(v, context) for k, v in value.items()}
     return value
-
-
-def _charset(params: str) -> str:
-    for param in params.split(";"):
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and value.strip():
-            return value.strip().strip('"')
-    return "utf-8"
-
-
-def _decode(body: bytes, charset: str) -> str:
-    try:
-        codec = codecs.lookup(charset).name
-    except LookupError:
-        raise ValueError(f"unknown charset {charset!r}") from None
-    try:
-        text = body.decode("utf-8-sig" if codec == "utf-8" else codec)
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"body is not {charset} text: {exc}") from None
-    return text.removeprefix("\ufeff")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise ValueError(f"{what}: {exc}") from None
-
-
-def _csv(text: str) -> list[dict[str, Any]]:
-    rows = []
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        for row in reader:
-            if None in row:
-                raise ValueError(f"CSV line {reader.line_num} has more fields than the header")
-            rows.append(row)
-    except csv.Error as exc:
-        raise ValueError(f"CSV line {reader.line_num}: {exc}") from None
-    return rows

@@ -4,32 +4,52 @@
 the field's name (``request.url``, ``pagination.page_param``, ``cron``), so one 422 names
 them all. What it returns is normalized: defaults filled in, the schedule folded into
 ``{"interval_seconds": n}`` or ``{"cron": c, "timezone"?: z}``, only the keys that apply
-kept (the poll reads ``"json" in request`` and ``"next" in pagination``). A literal URL is
-put through the SSRF guard now; a templated one is checked when each poll sends it.
+kept (the poll reads ``"json" in request`` and ``"next" in pagination``). The checks of
+``request`` (and the SSRF check of a literal URL) are in ``poller_request``; the schedule,
+items, id, cursor, pagination, mode and event type are checked here.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.errors import ConnectFailed, ConnectorError
-from connectors.outbound import OutboundPolicy, check_url
+from connectors.outbound import OutboundPolicy
 from ihook.errors import Invalid
-from ihook.models import Connector, Poller
+from ihook.models import Poller
 from ihook.services.event_types import BUILTIN, MAX_NAME, NAME_PATTERN
+from ihook.services.poller_request import (
+    MAX_TEXT,
+    METHODS,
+    FieldErrors,
+    check_literal_url,
+    check_request,
+)
 from workflows.errors import ExpressionError
-from workflows.expressions import check_jmespath, check_template
+from workflows.expressions import check_jmespath
 from workflows.schedule import ScheduleError, parse_schedule
 
-METHODS = ("GET", "POST")
-"""How a poller may ask; POST is for sources that take their query as a JSON body."""
+__all__ = [
+    "COLUMNS",
+    "DEFAULTS",
+    "DEFAULT_MAX_PAGES",
+    "FORMATS",
+    "MAX_CURSOR_CHARS",
+    "MAX_PAGES",
+    "MAX_PAGE_SIZE",
+    "METHODS",
+    "MODES",
+    "SCHEDULE_FIELDS",
+    "Checked",
+    "check_literal_url",
+    "default_event_type",
+    "validate",
+]
+
 FORMATS = ("auto", "json", "ndjson", "csv")
 """How a page's body is read; ``auto`` goes by its Content-Type (JSON otherwise)."""
 MODES = ("item", "batch")
@@ -40,14 +60,8 @@ MAX_PAGES = 1000
 """The highest ``max_pages``."""
 MAX_PAGE_SIZE = 10_000
 """The highest ``pagination.page_size``."""
-MAX_TEXT = 2000
-"""The longest template or expression."""
-MAX_ENTRIES = 50
-"""Most ``params`` or ``headers`` a request has."""
 MAX_CURSOR_CHARS = 10_000
 """The longest ``initial_cursor``, as JSON."""
-RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-"""Headers the HTTP client sets itself."""
 DEFAULTS: dict[str, Any] = {
     "items": "@",
     "cursor": None,
@@ -63,9 +77,6 @@ SCHEDULE_FIELDS = ("interval_seconds", "cron", "timezone")
 """Body fields that make ``config["schedule"]``."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")  # an HTTP header name (RFC 9110)
-_TEMPLATE = re.compile(r"\{[{%#]")
-_REQUEST_KEYS = {"connector", "path", "url", "method", "params", "headers", "json"}
 _PAGE_KEYS = {"page_param", "first_page", "page_size", "size_param"}
 _EXPRESSIONS = ("items", "id", "cursor")
 _FIELDS = {*COLUMNS, *SCHEDULE_FIELDS, *DEFAULTS, "request", "id", "event_type", "initial_cursor"}
@@ -80,14 +91,6 @@ class Checked:
     schedule_changed: bool
     cursor_given: bool = False
     initial_cursor: Any = None
-
-
-@dataclass
-class _Errors:
-    by_field: dict[str, list[str]] = field(default_factory=dict)
-
-    def add(self, name: str, reason: str) -> None:
-        self.by_field.setdefault(name, []).append(reason)
 
 
 def default_event_type(name: str, mode: str) -> str:
@@ -109,7 +112,7 @@ def validate(
     the stored value of each field left out, and checks only the fields given (so a
     poller whose connector has gone can still be switched off).
     """
-    errors = _Errors()
+    errors = FieldErrors()
     for name in fields:
         if name not in _FIELDS:
             errors.add(name, "unknown field")
@@ -126,7 +129,7 @@ def validate(
     stored = current.config if current is not None else {}
     config: dict[str, Any] = {**DEFAULTS, **(stored if keep else {})}
     if "request" in fields and fields["request"] is not None:
-        config["request"] = _request(fields["request"], session, policy, errors)
+        config["request"] = check_request(fields["request"], session, policy, errors)
     for name in _EXPRESSIONS:
         if name in fields and not (name == "id" and fields[name] is None):
             config[name] = _expression(name, fields[name], errors, optional=name == "cursor")
@@ -151,26 +154,7 @@ def validate(
     return checked
 
 
-def check_literal_url(url: str, policy: OutboundPolicy) -> str | None:
-    """Why ihook may not poll a URL with no template syntax, or None when it may."""
-    try:
-        target = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        return f"invalid URL: {exc}"
-    if target.scheme not in ("http", "https") or not target.host:
-        return "must be an absolute http:// or https:// URL"
-    if target.userinfo:
-        return "credentials in the URL are not allowed: use a connector with auth"
-    try:
-        check_url(target, policy)
-    except ConnectFailed as exc:
-        return f"{target.host} does not resolve ({exc.message})"
-    except ConnectorError as exc:
-        return f"refused by the outbound guard: {exc.message}"
-    return None
-
-
-def _column(name: str, value: Any, errors: _Errors) -> Any:
+def _column(name: str, value: Any, errors: FieldErrors) -> Any:
     if name == "name":
         if not isinstance(value, str) or not _NAME.match(value):
             errors.add(
@@ -186,139 +170,7 @@ def _column(name: str, value: Any, errors: _Errors) -> Any:
     return value
 
 
-def _request(
-    value: Any, session: Session, policy: OutboundPolicy, errors: _Errors
-) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        errors.add("request", "must be an object: {connector, path} or {url}, with method etc.")
-        return {}
-    for key in value:
-        if key not in _REQUEST_KEYS:
-            errors.add(f"request.{key}", "unknown field")
-    connector, url = value.get("connector"), value.get("url")
-    method = value.get("method", "GET")
-    method = method.upper() if isinstance(method, str) else method
-    if method not in METHODS:
-        errors.add("request.method", "must be GET or POST")
-    out: dict[str, Any] = {}
-    if connector is not None and url is not None:
-        errors.add("request", "give connector or url, not both")
-    elif connector is not None:
-        out["connector"] = _connector(connector, session, errors)
-        out["path"] = _path(value.get("path", ""), errors)
-    elif url is not None:
-        out["url"] = _url(url, policy, errors)
-        if "path" in value:
-            errors.add("request.path", "only with a connector: put the path in url")
-    else:
-        errors.add("request", "needs a connector (an http connector's name) or a url")
-    out["method"] = method
-    out["params"] = _pairs(value.get("params"), "request.params", errors)
-    out["headers"] = _pairs(value.get("headers"), "request.headers", errors, headers=True)
-    if value.get("json") is not None:
-        if method != "POST":
-            errors.add("request.json", "a body is sent with POST only")
-        _json_templates(value["json"], "$", errors)
-        out["json"] = value["json"]
-    return out
-
-
-def _connector(name: Any, session: Session, errors: _Errors) -> Any:
-    if not isinstance(name, str) or not name:
-        errors.add("request.connector", "must be a connector's name")
-        return name
-    row = session.scalar(select(Connector).where(Connector.name == name))
-    if row is None:
-        errors.add("request.connector", f"no connector named {name!r}")
-    elif row.kind != "http":
-        errors.add("request.connector", f"{name!r} is a {row.kind} connector, not http")
-    return name
-
-
-def _path(value: Any, errors: _Errors) -> Any:
-    if not _template(value, "request.path", errors) or _TEMPLATE.search(value):
-        return value
-    if "://" in value.split("?", 1)[0] or value.startswith("//"):
-        errors.add("request.path", "must be relative to the connector's base URL")
-    return value
-
-
-def _url(value: Any, policy: OutboundPolicy, errors: _Errors) -> Any:
-    if not _template(value, "request.url", errors):
-        return value
-    if not value:
-        errors.add("request.url", "must be an absolute http:// or https:// URL")
-    elif _TEMPLATE.search(value):
-        if not value.startswith("{") and not value.lower().startswith(("http://", "https://")):
-            errors.add("request.url", "must be an absolute http:// or https:// URL")
-    elif (reason := check_literal_url(value, policy)) is not None:
-        errors.add("request.url", reason)
-    return value
-
-
-def _template(value: Any, name: str, errors: _Errors) -> bool:
-    """True when ``value`` is a template of acceptable length that compiles."""
-    if not isinstance(value, str):
-        errors.add(name, "must be a string (a template)")
-        return False
-    if len(value) > MAX_TEXT:
-        errors.add(name, f"at most {MAX_TEXT} characters")
-        return False
-    try:
-        check_template(value)
-    except ExpressionError as exc:
-        errors.add(name, str(exc))
-        return False
-    return True
-
-
-def _pairs(value: Any, name: str, errors: _Errors, *, headers: bool = False) -> dict[str, str]:
-    """``{name: template}``; numbers are taken as their text."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or len(value) > MAX_ENTRIES:
-        errors.add(name, f"must be an object of at most {MAX_ENTRIES} {{name: template}}")
-        return {}
-    out: dict[str, str] = {}
-    seen: set[str] = set()
-    for key, given in value.items():
-        if isinstance(given, int | float) and not isinstance(given, bool):
-            given = str(given)
-        if headers and not _TOKEN.match(key):
-            errors.add(name, f"{key!r} is not a valid header name")
-        elif headers and key.lower() in RESERVED_HEADERS:
-            errors.add(name, f"{key}: set by the HTTP client itself")
-        elif headers and key.lower() in seen:
-            errors.add(name, f"{key}: given twice")
-        elif not key or len(key) > 200:
-            errors.add(name, "names are 1 to 200 characters")
-        elif not isinstance(given, str):
-            errors.add(name, f"{key}: must be a string (a template)")
-        else:
-            sub = _Errors()
-            if _template(given, key, sub):
-                out[key] = given
-            for reason in sub.by_field.get(key, []):
-                errors.add(name, f"{key}: {reason}")
-        seen.add(key.lower())
-    return out
-
-
-def _json_templates(value: Any, where: str, errors: _Errors) -> None:
-    if isinstance(value, str):
-        sub = _Errors()
-        _template(value, where, sub)
-        for reason in sub.by_field.get(where, []):
-            errors.add("request.json", f"{where}: {reason}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _json_templates(item, f"{where}[{index}]", errors)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _json_templates(item, f"{where}.{key}", errors)
-
-
-def _expression(name: str, value: Any, errors: _Errors, *, optional: bool = False) -> Any:
+def _expression(name: str, value: Any, errors: FieldErrors, *, optional: bool = False) -> Any:
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value.strip():
@@ -333,7 +185,7 @@ def _expression(name: str, value: Any, errors: _Errors, *, optional: bool = Fals
     return value
 
 
-def _whole(value: Any, least: int, most: int | None, name: str, errors: _Errors) -> Any:
+def _whole(value: Any, least: int, most: int | None, name: str, errors: FieldErrors) -> Any:
     if isinstance(value, bool) or not isinstance(value, int):
         errors.add(name, "must be a whole number")
     elif value < least or (most is not None and value > most):
@@ -341,13 +193,13 @@ def _whole(value: Any, least: int, most: int | None, name: str, errors: _Errors)
     return value
 
 
-def _choice(value: Any, allowed: tuple[str, ...], name: str, errors: _Errors) -> Any:
+def _choice(value: Any, allowed: tuple[str, ...], name: str, errors: FieldErrors) -> Any:
     if value not in allowed:
         errors.add(name, f"must be one of {', '.join(allowed)}")
     return value
 
 
-def _pagination(value: Any, errors: _Errors) -> dict[str, Any] | None:
+def _pagination(value: Any, errors: FieldErrors) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -388,7 +240,7 @@ def _pagination(value: Any, errors: _Errors) -> dict[str, Any] | None:
     return out
 
 
-def _check_page_param(config: dict[str, Any], errors: _Errors) -> None:
+def _check_page_param(config: dict[str, Any], errors: FieldErrors) -> None:
     pagination = config.get("pagination") or {}
     params = (config.get("request") or {}).get("params") or {}
     for key in ("page_param", "size_param"):
@@ -397,7 +249,7 @@ def _check_page_param(config: dict[str, Any], errors: _Errors) -> None:
 
 
 def _schedule(
-    fields: dict[str, Any], stored: dict[str, Any] | None, errors: _Errors
+    fields: dict[str, Any], stored: dict[str, Any] | None, errors: FieldErrors
 ) -> dict[str, Any] | None:
     """The schedule given (``stored`` is the one a partial change starts from)."""
     given = {k: fields[k] for k in SCHEDULE_FIELDS if fields.get(k) is not None}
@@ -438,7 +290,7 @@ def _event_type(
     columns: dict[str, Any],
     config: dict[str, Any],
     current: Poller | None,
-    errors: _Errors,
+    errors: FieldErrors,
     *,
     keep: bool,
 ) -> Any:
@@ -462,7 +314,7 @@ def _event_type(
     return default_event_type(name, config["mode"]) if isinstance(name, str) else None
 
 
-def _cursor_value(value: Any, errors: _Errors) -> Any:
+def _cursor_value(value: Any, errors: FieldErrors) -> Any:
     try:
         text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from werkzeug import Response
 
 from ihook.ids import new_id
 from ihook.models import Event, Poll, Poller, utcnow
+from tests.support import wait_for
 
 RUN_FOR = 60
 """Seconds the two schedulers run side by side."""
@@ -103,3 +106,54 @@ def test_a_cron_poller_and_a_cron_workflow_fire_on_their_minute_boundary(client,
         assert run.workflow_id == workflow.json["id"]
     assert platform.queue.queue.count == 1
     assert platform.polls.queue.job_ids == [poll_job_id(poller.json["id"], boundary)]
+
+
+@pytest.mark.slow
+def test_a_restart_of_scheduler_and_worker_between_polls_changes_nothing(
+    client, platform, processes, httpserver
+):
+    items = [{"id": n, "title": f"item {n}"} for n in range(300)]
+
+    def page(request):
+        number = int(request.args.get("page", "1"))
+        chunk = items[(number - 1) * 100 : number * 100]
+        return Response(json.dumps(chunk), content_type="application/json")
+
+    httpserver.expect_request("/items").respond_with_handler(page)
+    created = client.post(
+        "/api/v1/pollers",
+        json={
+            "name": "tickets",
+            "request": {"url": httpserver.url_for("/items")},
+            "interval_seconds": 5,
+            "id": "id",
+            "pagination": {"page_param": "page", "page_size": 100},
+        },
+    )
+    assert created.status_code == 201, created.json
+    poller_id = created.json["id"]
+
+    def polls() -> list[Poll]:
+        with platform.db.session() as session:
+            query = select(Poll).where(Poll.poller_id == poller_id).order_by(Poll.started_at)
+            return list(session.scalars(query))
+
+    def item_events() -> int:
+        with platform.db.session() as session:
+            query = select(Event).where(Event.type == "tickets.item")
+            return len(session.scalars(query).all())
+
+    first = [processes.start("worker"), processes.start("scheduler", "--interval", "0.5")]
+    wait_for(lambda: polls(), timeout=20)
+    assert polls()[0].items_new == 300 and item_events() == 300
+    for proc in first:
+        processes.kill(proc)
+    done = len(polls())
+
+    items.extend({"id": n, "title": f"item {n}"} for n in range(300, 305))
+    processes.start("worker")
+    processes.start("scheduler", "--interval", "0.5")
+    wait_for(lambda: len(polls()) > done and polls()[-1].status == "succeeded", timeout=20)
+    later = polls()[done:]
+    assert sum(p.items_new for p in later) == 5 and item_events() == 305
+    assert {p.status for p in polls()} == {"succeeded"}
