@@ -1,8 +1,10 @@
 """Database engine, sessions and migrations.
 
-SQLite (the default) runs in WAL mode and every transaction begins ``IMMEDIATE``: the
-API, workers and scheduler write from several processes, and a deferred transaction
-that reads then writes can fail with "database is locked" without waiting.
+SQLite (the default) runs in WAL mode and every writing transaction begins
+``IMMEDIATE``: the API, workers and scheduler write from several processes, and a
+deferred transaction that reads then writes can fail with "database is locked" without
+waiting. Read-only work uses ``Database.read()``: a deferred transaction, which in WAL
+mode never waits for a writer nor holds one up.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 """Alembic's script location."""
+READ_ONLY = "ihook_read_only"
+"""Execution option of ``Database.read()`` sessions: SQLite begins them deferred."""
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
@@ -45,7 +49,8 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -55,6 +60,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.readers = sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -65,6 +73,16 @@ class Database:
     def session(self) -> Iterator[Session]:
         """A session in a transaction: committed on success, rolled back on error."""
         with self.sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading only: on SQLite it takes no write lock.
+
+        Writing in it may fail with "database is locked" instead of waiting; use
+        ``session()`` for anything that writes.
+        """
+        with self.readers() as session, session.begin():
             yield session
 
     def upgrade(self) -> None:

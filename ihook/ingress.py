@@ -63,7 +63,7 @@ def receive(key: str) -> Response | tuple[Response, int]:
     """Accept one webhook for the endpoint whose key is in the URL."""
     p = platform()
     try:
-        with p.db.session() as session:
+        with p.db.read() as session:
             endpoint = session.scalar(select(Endpoint).where(Endpoint.key_hash == hash_token(key)))
     except SQLAlchemyError as exc:
         log.error("ingress: database unavailable: %s", exc)

@@ -50,7 +50,7 @@ class RunConnectors(Mapping[str, Any]):
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._built:
-            with self._platform.db.session() as session:
+            with self._platform.db.read() as session:
                 row = session.scalar(select(Connector).where(Connector.name == name))
             if row is None:
                 raise KeyError(name)
@@ -59,7 +59,7 @@ class RunConnectors(Mapping[str, Any]):
         return self._built[name]
 
     def _names(self) -> set[str]:
-        with self._platform.db.session() as session:
+        with self._platform.db.read() as session:
             return {"records", *session.scalars(select(Connector.name))}
 
     def __iter__(self) -> Iterator[str]:
@@ -90,7 +90,7 @@ class RunEvents:
                 "(a workflow that triggers itself?)"
             )
         self._count += 1
-        with self._platform.db.session() as session:
+        with self._platform.db.read() as session:
             try:
                 check_data(session, type, data)
             except Invalid as exc:

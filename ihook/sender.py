@@ -71,14 +71,16 @@ def send_delivery(p: Platform, delivery_id: str, *, single: bool = False) -> str
     ``single``: one attempt, no retry, no e-mail, no effect on the subscription's health
     (the API's ``test`` call).
     """
-    with p.db.session() as session:
+    with p.db.read() as session:
         delivery = session.get(Delivery, delivery_id)
         if delivery is None or delivery.status != "pending":
             return "nothing to do"
         subscription_id = delivery.subscription_id
-        if not single and not service.subscription_of(session, delivery).enabled:
+        enabled = service.subscription_of(session, delivery).enabled
+    if not single and not enabled:
+        with p.db.session() as session:
             service.fail_unsent(session, delivery_id, "not sent: the subscription is disabled")
-            return "not sent: the subscription is disabled"
+        return "not sent: the subscription is disabled"
     slot = _take_slot(p, subscription_id)
     if slot is None:
         p.deliveries.enqueue_in(

@@ -31,7 +31,7 @@ class Events(MethodView):
         each violation as `<json path>: <message>` under `data`, and nothing is stored.
         """
         p = platform()
-        with p.db.session() as session:
+        with p.db.read() as session:
             check_data(session, body["type"], body["data"])
         accepted = service.store_event(
             p.db,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -40,4 +42,20 @@ def test_times_come_back_aware_and_json_round_trips(database_url):
         assert event.received_at.tzinfo is not None
         assert event.data == {"a": [1, "x"]}
     assert {"events", "runs", "records", "endpoints"} <= set(inspect(db.engine).get_table_names())
+    db.dispose()
+
+
+def test_a_read_session_neither_waits_for_nor_blocks_a_writer(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'read.db'}")
+    with db.session() as session:
+        session.execute(text("CREATE TABLE t (n INTEGER)"))
+        session.execute(text("INSERT INTO t VALUES (1)"))
+    with db.session() as writer:  # holds SQLite's write lock until the block ends
+        writer.execute(text("INSERT INTO t VALUES (2)"))
+        started = time.perf_counter()
+        with db.read() as reader:
+            assert reader.execute(text("SELECT count(*) FROM t")).scalar() == 1
+        assert time.perf_counter() - started < 1  # a write session would wait up to 30 s
+    with db.read() as reader:
+        assert reader.execute(text("SELECT count(*) FROM t")).scalar() == 2
     db.dispose()
