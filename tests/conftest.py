@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,8 @@ from ihook.settings import Settings
 from tests.support import free_port
 
 ADMIN_TOKEN = "test-admin-token"
+PUBLIC_IP = "93.184.215.14"
+"""What ``*.example.com`` resolves to under the ``public_dns`` fixture."""
 SECRET_KEY = "test-secret-key"
 PG_URL = os.environ.get("IHOOK_TEST_DATABASE_URL")
 REQUIRE_PG = os.environ.get("IHOOK_REQUIRE_POSTGRES") == "1"
@@ -266,3 +269,19 @@ def worker(processes: Processes) -> subprocess.Popen[bytes]:
 @pytest.fixture(scope="session")
 def httpserver_listen_address() -> tuple[str, int]:
     return ("127.0.0.1", 0)
+
+
+@pytest.fixture
+def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``*.example.com`` resolves to a public address; other names as usual (no network).
+
+    For tests of the outbound guard's checks at save time, which resolve host names.
+    """
+    real = socket.getaddrinfo
+
+    def fake(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(host, str) and host.endswith(".example.com"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC_IP, port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -19,25 +18,13 @@ from ihook.platform import Platform
 from ihook.polling import poll
 from tests.conftest import ApiClient
 
+pytestmark = pytest.mark.usefixtures("public_dns")
+
 both_backends = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
-PUBLIC_IP = "93.184.215.14"
 URL = "https://lms.example.com/api/completions?updated_since={{ state.cursor }}"
 BASE = {"name": "lms-completions", "request": {"url": URL}, "interval_seconds": 60, "id": "id"}
 PATH = "/api/v1/pollers"
-
-
-@pytest.fixture(autouse=True)
-def public_dns(monkeypatch):
-    """``*.example.com`` resolves to a public address; other names as usual (no network)."""
-    real = socket.getaddrinfo
-
-    def fake(host, port, *args, **kwargs):
-        if isinstance(host, str) and host.endswith(".example.com"):
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC_IP, port))]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", fake)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from http import HTTPStatus
 
 import pytest
@@ -15,25 +14,13 @@ from ihook.platform import Platform
 from ihook.services import subscriptions as service
 from tests.conftest import ApiClient
 
+pytestmark = pytest.mark.usefixtures("public_dns")
+
 both_backends = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
-PUBLIC_IP = "93.184.215.14"
 URL = "https://hooks.example.com/in"
 BASE = {"name": "crm", "url": URL, "event_types": ["record.*"]}
 PATH = "/api/v1/subscriptions"
-
-
-@pytest.fixture(autouse=True)
-def public_dns(monkeypatch):
-    """``*.example.com`` resolves to a public address; other names as usual (no network)."""
-    real = socket.getaddrinfo
-
-    def fake(host, port, *args, **kwargs):
-        if isinstance(host, str) and host.endswith(".example.com"):
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC_IP, port))]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", fake)
 
 
 def client_for(settings, **changes):

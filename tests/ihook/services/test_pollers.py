@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,27 +14,15 @@ from ihook.models import Poll, Poller
 from ihook.services import connectors, workflows
 from ihook.services import pollers as service
 
+pytestmark = pytest.mark.usefixtures("public_dns")
+
 STRICT = OutboundPolicy(allow_private=False)
 OPEN = OutboundPolicy(allow_private=True)
-PUBLIC_IP = "93.184.215.14"
 URL = "https://lms.example.com/api/completions"
 BASE = {"name": "lms", "request": {"url": URL}, "interval_seconds": 60, "id": "id"}
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 both_backends = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
-
-
-@pytest.fixture(autouse=True)
-def public_dns(monkeypatch):
-    """``*.example.com`` resolves to a public address; other names as usual (no network)."""
-    real = socket.getaddrinfo
-
-    def fake(host, port, *args, **kwargs):
-        if isinstance(host, str) and host.endswith(".example.com"):
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC_IP, port))]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", fake)
 
 
 class Clock:

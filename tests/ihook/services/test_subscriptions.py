@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 from datetime import timedelta
 
 import pytest
@@ -14,22 +13,10 @@ from ihook.errors import Conflict, Invalid, NotFound
 from ihook.models import Subscription, utcnow
 from ihook.services import subscriptions as service
 
+pytestmark = pytest.mark.usefixtures("public_dns")
+
 STRICT = OutboundPolicy(allow_private=False)
-PUBLIC_IP = "93.184.215.14"
 BASE = {"name": "crm", "url": "https://hooks.example.com/in", "event_types": ["record.*"]}
-
-
-@pytest.fixture(autouse=True)
-def public_dns(monkeypatch):
-    """``*.example.com`` resolves to a public address; other names as usual (no network)."""
-    real = socket.getaddrinfo
-
-    def fake(host, port, *args, **kwargs):
-        if isinstance(host, str) and host.endswith(".example.com"):
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC_IP, port))]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", fake)
 
 
 @pytest.fixture
