@@ -285,3 +285,19 @@ def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", fake)
+
+
+def client_for(settings: Settings, **changes: object) -> tuple[ApiClient, Platform]:
+    """An API client of an app whose install settings differ from the test defaults."""
+    p = Platform(settings.replace(**changes))
+    app = create_app(platform=p)
+    app.config["TESTING"] = True
+    return ApiClient(app.test_client()), p
+
+
+@pytest.fixture
+def strict_client(settings: Settings) -> Iterator[ApiClient]:
+    """An install that keeps outbound requests off private networks (the default)."""
+    client, p = client_for(settings, allow_private_networks=False)
+    yield client
+    p.close()

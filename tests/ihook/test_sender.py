@@ -335,7 +335,7 @@ def test_a_subscription_failing_too_long_is_disabled_and_one_call_reenables_it(
 
 def test_the_url_is_checked_again_at_send_time(client, settings, httpserver):
     receiver = Receiver(httpserver, "/inside")
-    sub = subscribe(client, receiver.url, retry_schedule=[0])
+    subscribe(client, receiver.url, retry_schedule=[0])
     publish(client)
     strict = Platform(settings.replace(allow_private_networks=False))
     with strict.db.session() as session:
@@ -346,7 +346,6 @@ def test_the_url_is_checked_again_at_send_time(client, settings, httpserver):
     assert detail["status"] == "failed"
     assert detail["attempt_log"][0]["error"].startswith("refused")
     assert receiver.requests == []
-    assert sub["id"] == detail["subscription_id"]
 
 
 def test_run_outcomes_are_published_to_listening_subscriptions(client, httpserver, worker):
@@ -433,7 +432,7 @@ def test_the_sweeper_sends_deliveries_whose_job_redis_lost(client, platform, htt
 
 def test_an_answer_slower_than_the_timeout_is_a_failed_attempt(client, settings, slow_server):
     receiver = Receiver(slow_server, "/sleepy", delay=2)
-    sub = subscribe(client, receiver.url, retry_schedule=[0])
+    subscribe(client, receiver.url, retry_schedule=[0])
     publish(client)
     hasty = Platform(settings.replace(delivery_timeout=1))
     with hasty.db.session() as session:
@@ -443,7 +442,6 @@ def test_an_answer_slower_than_the_timeout_is_a_failed_attempt(client, settings,
     (attempt,) = client.get(f"/api/v1/deliveries/{delivery_id}").json["attempt_log"]
     assert attempt["status_code"] is None and "timed out" in attempt["error"]
     assert 900 <= attempt["duration_ms"] < 1900
-    assert sub["id"]
 
 
 def test_the_delivery_log_filters_by_event_type_and_time(client, platform):

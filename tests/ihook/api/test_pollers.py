@@ -11,12 +11,9 @@ import pytest
 from rq.job import Job
 from werkzeug import Response
 
-from ihook.app import create_app
 from ihook.ids import new_id
 from ihook.models import Poll, Poller
-from ihook.platform import Platform
 from ihook.polling import poll
-from tests.conftest import ApiClient
 
 pytestmark = pytest.mark.usefixtures("public_dns")
 
@@ -25,16 +22,6 @@ both_backends = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indir
 URL = "https://lms.example.com/api/completions?updated_since={{ state.cursor }}"
 BASE = {"name": "lms-completions", "request": {"url": URL}, "interval_seconds": 60, "id": "id"}
 PATH = "/api/v1/pollers"
-
-
-@pytest.fixture
-def strict_client(settings):
-    """An install that keeps outbound requests off private networks (the default)."""
-    p = Platform(settings.replace(allow_private_networks=False))
-    app = create_app(platform=p)
-    app.config["TESTING"] = True
-    yield ApiClient(app.test_client())
-    p.close()
 
 
 def create(client, **fields) -> dict:

@@ -8,11 +8,9 @@ from http import HTTPStatus
 import pytest
 from sqlalchemy import text
 
-from ihook.app import create_app
 from ihook.models import utcnow
-from ihook.platform import Platform
 from ihook.services import subscriptions as service
-from tests.conftest import ApiClient
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.usefixtures("public_dns")
 
@@ -21,22 +19,6 @@ both_backends = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indir
 URL = "https://hooks.example.com/in"
 BASE = {"name": "crm", "url": URL, "event_types": ["record.*"]}
 PATH = "/api/v1/subscriptions"
-
-
-def client_for(settings, **changes):
-    """An API client of an app whose install settings differ from the test defaults."""
-    p = Platform(settings.replace(**changes))
-    app = create_app(platform=p)
-    app.config["TESTING"] = True
-    return ApiClient(app.test_client()), p
-
-
-@pytest.fixture
-def strict_client(settings):
-    """An install that keeps outbound requests off private networks (the default)."""
-    client, p = client_for(settings, allow_private_networks=False)
-    yield client
-    p.close()
 
 
 def create(client, **fields):
