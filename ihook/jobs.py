@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -11,10 +12,11 @@ from sqlalchemy.orm import Session
 from ihook import polling, sender
 from ihook.models import Event, Run, RunStatus, WorkflowVersion, utcnow
 from ihook.platform import Platform
+from ihook.queue import DRAIN_SECONDS
 from ihook.resources import run_resources
 from ihook.services.deliveries import has_listeners
 from ihook.services.events import Accepted, add_event
-from ihook.services.runs import backoff, claim_run, finish_run
+from ihook.services.runs import backoff, claim_next, claim_run, finish_run
 from ihook.settings import Settings
 from workflows import RunResult, run_workflow
 
@@ -37,8 +39,36 @@ def use_platform(value: Platform | None) -> None:
     _platform = value
 
 
+def drain_runs() -> str:
+    """Execute due queued runs one after another until none is left (RQ job).
+
+    Stops claiming after ``DRAIN_SECONDS`` and wakes a fresh job if work is left, so one
+    job never outlives its RQ timeout and RQ's own bookkeeping gets its turn.
+    """
+    p = platform()
+    started = time.monotonic()
+    done = 0
+    while time.monotonic() - started < DRAIN_SECONDS:
+        with p.db.session() as session:
+            run, more = claim_next(session, timeout=p.settings.run_timeout)
+            if run is None:
+                return f"{done} run(s)"
+            event = session.get(Event, run.event_id)
+            version = session.get(WorkflowVersion, (run.workflow_id, run.workflow_version))
+        if more and done == 0:
+            p.queue.wake()  # a backlog: let every free worker join in
+        _execute(p, run, event, version)
+        done += 1
+    p.queue.wake()
+    return f"{done} run(s), more left"
+
+
 def execute_run(run_id: str) -> str:
-    """Run one queued run to its end (or to its next retry) and store the step log."""
+    """Run one queued run to its end (or to its next retry) and store the step log.
+
+    Jobs of this kind come only from versions that queued one job per run; they are
+    still honoured after an upgrade.
+    """
     p = platform()
     with p.db.session() as session:
         run = claim_run(session, run_id, timeout=p.settings.run_timeout)
@@ -46,6 +76,11 @@ def execute_run(run_id: str) -> str:
             return "not claimed: already taken, finished or not yet due"
         event = session.get(Event, run.event_id)
         version = session.get(WorkflowVersion, (run.workflow_id, run.workflow_version))
+    return _execute(p, run, event, version)
+
+
+def _execute(p: Platform, run: Run, event: Event | None, version: WorkflowVersion | None) -> str:
+    """Run a claimed run and store its outcome; say what happened."""
     if event is None or version is None:
         with p.db.session() as session:
             finish_run(
@@ -61,7 +96,7 @@ def execute_run(run_id: str) -> str:
             run={"id": run.id, "attempt": run.attempt},
         )
     except Exception as exc:  # a bug in the engine: fail the run visibly, never vanish
-        log.exception("run %s crashed", run_id)
+        log.exception("run %s crashed", run.id)
         with p.db.session() as session:
             finish_run(session, run, status=RunStatus.failed, steps=[], error=f"internal: {exc}")
         return "failed"
@@ -85,7 +120,7 @@ def execute_run(run_id: str) -> str:
     if told is not None:
         p.dispatch(told)
     if kept and retry_in is not None:
-        p.queue.enqueue_in(retry_in, run.id, run.attempt + 1)
+        p.queue.wake_at(utcnow() + retry_in)
         return f"retry {run.attempt + 1} in {retry_in.total_seconds():.0f}s"
     return result.status
 

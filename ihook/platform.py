@@ -13,7 +13,15 @@ from redis import Redis
 
 from connectors.outbound import OutboundPolicy
 from ihook.db import Database
-from ihook.queue import EXECUTE_RUN, RUN_POLL, SEND_DELIVERY, JobQueue, connect
+from ihook.queue import (
+    DRAIN_RUNS,
+    DRAIN_SECONDS,
+    RUN_POLL,
+    SEND_DELIVERY,
+    JobQueue,
+    WorkQueue,
+    connect,
+)
 from ihook.secrets import Vault
 from ihook.settings import Settings
 
@@ -43,13 +51,13 @@ class Platform:
         return connect(self.settings.require_redis_url())
 
     @cached_property
-    def queue(self) -> JobQueue:
-        """The queue runs are executed from."""
-        return JobQueue(
+    def queue(self) -> WorkQueue:
+        """Wakes the workers that execute queued runs."""
+        return WorkQueue(
             self.redis,
             self.settings.queue_name,
-            EXECUTE_RUN,
-            job_timeout=self.settings.run_timeout + 30,
+            DRAIN_RUNS,
+            job_timeout=int(DRAIN_SECONDS) + self.settings.run_timeout + 30,
         )
 
     @cached_property
@@ -70,9 +78,9 @@ class Platform:
         )
 
     def dispatch(self, accepted: Accepted) -> None:
-        """Enqueue what storing an event produced: its runs and its deliveries."""
+        """Wake workers for what storing an event produced: its runs and its deliveries."""
         if accepted.run_ids:
-            self.queue.enqueue((run_id, 1) for run_id in accepted.run_ids)
+            self.queue.wake()
         if accepted.delivery_ids:
             self.deliveries.enqueue((delivery_id, 1) for delivery_id in accepted.delivery_ids)
 

@@ -1,7 +1,13 @@
-"""Redis and the RQ queues: how runs and deliveries reach workers.
+"""Redis and the RQ queues: how runs, deliveries and polls reach workers.
 
-Enqueueing always follows a database commit and may fail (Redis down): callers log and
-carry on, because the scheduler's sweeper enqueues any run left ``queued`` and any
+Runs and deliveries wait in the database, not in Redis. A ``WorkQueue`` only wakes
+workers: it keeps a *drain* job waiting in its RQ queue, and the worker that takes the
+job claims due items from the database one after another until none is left. So the
+cost of an RQ job (about 60 Redis commands) is paid per burst, not per item. Polls are
+one RQ job each (``JobQueue``), addressed by poller and slot.
+
+Waking always follows a database commit and may fail (Redis down): callers log and carry
+on, because the scheduler's sweeper wakes a worker for any run left ``queued`` and any
 delivery left ``pending`` past its time.
 """
 
@@ -9,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,10 +29,14 @@ from rq.job import Job, JobStatus
 
 log = logging.getLogger(__name__)
 
-EXECUTE_RUN = "ihook.jobs.execute_run"
-"""Dotted path of the job that executes one run."""
+DRAIN_RUNS = "ihook.jobs.drain_runs"
+"""Dotted path of the job that executes due queued runs until none is left."""
+DRAIN_DELIVERIES = "ihook.jobs.drain_deliveries"
+"""Dotted path of the job that makes due delivery attempts until none is left."""
 SEND_DELIVERY = "ihook.jobs.send_delivery"
 """Dotted path of the job that makes one attempt at a delivery."""
+DRAIN_SECONDS = 20.0
+"""How long one drain job keeps claiming work before it hands over to a fresh job."""
 RUN_POLL = "ihook.jobs.run_poll"
 """Dotted path of the job that makes one poll of a poller."""
 RESULT_TTL = 60
@@ -118,4 +130,67 @@ class JobQueue:
 
     def depth(self) -> int:
         """How many jobs wait in the queue."""
+        return self.queue.count
+
+
+class WorkQueue:
+    """Wakes the workers that drain work kept in the database (runs, deliveries).
+
+    ``wake`` makes sure one drain job waits in the RQ queue. The worker that takes it
+    claims due items from the database until none is left, and wakes another worker when
+    it finds more than its own item waiting, so every free worker joins a backlog. A job
+    that waits in the queue has not looked at the database yet, so it will see anything
+    committed before the wake: nothing committed is left without a job to find it.
+    """
+
+    def __init__(self, redis: Redis, name: str, func: str, *, job_timeout: int):
+        self.redis = redis
+        self.queue = Queue(name, connection=redis)
+        self.func = func
+        self.job_timeout = job_timeout
+        self._prefix = re.sub(r"[^A-Za-z0-9_-]", "_", name)
+
+    def wake(self) -> bool:
+        """Make sure a drain job waits in the queue; False if Redis failed."""
+        try:
+            if self.redis.llen(self.queue.key) > 0:
+                return True
+            data = Queue.prepare_data(
+                self.func,
+                job_id=f"{self._prefix}-{uuid.uuid4().hex}",
+                timeout=self.job_timeout,
+                result_ttl=RESULT_TTL,
+                failure_ttl=24 * 3600,
+            )
+            with self.redis.pipeline() as pipe:
+                self.queue.enqueue_many([data], pipeline=pipe)
+                pipe.execute()
+        except RedisError as exc:
+            log.warning("could not wake a worker, the sweeper will: %s", exc)
+            return False
+        return True
+
+    def wake_at(self, when: datetime) -> bool:
+        """Have a drain job start at ``when`` (a retry's time); False if Redis failed.
+
+        Items due in the same second share one job.
+        """
+        # RQ's scheduler keeps whole seconds and may start a job up to a second before its
+        # time; aim a second past it so the job never comes before the item is due.
+        at = datetime.fromtimestamp(math.ceil(when.timestamp()) + 1, UTC)
+        try:
+            self.queue.enqueue_at(
+                at,
+                self.func,
+                job_id=f"{self._prefix}-at-{int(at.timestamp())}",
+                job_timeout=self.job_timeout,
+                result_ttl=RESULT_TTL,
+            )
+        except RedisError as exc:
+            log.warning("could not schedule a worker for %s: %s", at.isoformat(), exc)
+            return False
+        return True
+
+    def depth(self) -> int:
+        """How many drain jobs wait in the queue (0 or 1 normally)."""
         return self.queue.count

@@ -1,8 +1,8 @@
 """The sweeper: the scheduler's guarantee that nothing acknowledged is lost.
 
 Each pass (1) re-queues runs stuck ``running`` past their deadline — their worker died —
-and (2) enqueues runs left ``queued`` with no live job in Redis — Redis was down when
-they were accepted, or lost them; then does the same for deliveries. Safe to run in
+and (2) wakes a worker when runs have waited ``queued`` past the grace — Redis was down
+when they were accepted, or lost the wake-up; then does the same for deliveries. Safe to run in
 several schedulers at once: the database updates are conditional and a run or an attempt
 happens only after a worker claims it.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ihook.platform import Platform
 from ihook.services import deliveries
-from ihook.services.runs import due_queued, release_stuck
+from ihook.services.runs import release_stuck, waiting_runs
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,8 @@ class Sweep:
     """What one pass did."""
 
     released: int = 0
-    enqueued: int = 0
+    waiting: int = 0
+    """Runs found queued past the grace (a worker was woken for them)."""
     deliveries: int = 0
     """Deliveries enqueued again (their worker or job was lost)."""
 
@@ -36,14 +37,13 @@ def sweep_once(platform: Platform) -> Sweep:
         released = release_stuck(session, max_attempts=settings.max_attempts)
     if released:
         log.warning("re-queued %d run(s) whose worker was lost", len(released))
-    with platform.db.session() as session:
-        due = due_queued(session, grace=settings.sweep_grace)
-    missing = platform.queue.missing(released + due) if released or due else []
-    if missing and platform.queue.enqueue(missing):
-        log.warning("enqueued %d run(s) that had no job in Redis", len(missing))
-    return Sweep(
-        released=len(released), enqueued=len(missing), deliveries=_sweep_deliveries(platform)
-    )
+    with platform.db.read() as session:
+        waiting = waiting_runs(session, grace=settings.sweep_grace)
+    if released or waiting:
+        platform.queue.wake()
+    if waiting:
+        log.info("%d run(s) queued past the grace; woke a worker", waiting)
+    return Sweep(released=len(released), waiting=waiting, deliveries=_sweep_deliveries(platform))
 
 
 def _sweep_deliveries(platform: Platform) -> int:

@@ -72,5 +72,6 @@ class Replay(MethodView):
         p = platform()
         with p.db.session() as session:
             run_ids = service.replay_event(session, event_id)
-        p.queue.enqueue((run_id, 1) for run_id in run_ids)
+        if run_ids:
+            p.queue.wake()
         return {"event_id": event_id, "runs": run_ids}

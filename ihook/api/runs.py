@@ -45,5 +45,5 @@ class Retry(MethodView):
         p = platform()
         with p.db.session() as session:
             run = service.retry_run(session, run_id)
-        p.queue.enqueue([(run.id, run.attempt + 1)])
+        p.queue.wake()
         return run

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ihook.errors import Conflict
@@ -83,6 +83,26 @@ def claim_run(session: Session, run_id: str, *, timeout: int) -> Run | None:
     return session.get(Run, run_id)
 
 
+def claim_next(session: Session, *, timeout: int) -> tuple[Run | None, bool]:
+    """Claim the queued run due longest (as ``claim_run``); and whether another waits.
+
+    On PostgreSQL rows other workers are claiming are skipped (``SKIP LOCKED``); on
+    SQLite the write transaction already keeps other workers out.
+    """
+    query = (
+        select(Run.id)
+        .where(Run.status == RunStatus.queued, Run.next_attempt_at <= utcnow())
+        .order_by(Run.next_attempt_at)
+        .limit(2)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    due = list(session.scalars(query))
+    if not due:
+        return None, False
+    return claim_run(session, due[0], timeout=timeout), len(due) > 1
+
+
 def finish_run(
     session: Session,
     run: Run,
@@ -129,16 +149,15 @@ def retry_run(session: Session, run_id: str) -> Run:
     return run
 
 
-def due_queued(session: Session, *, grace: int) -> list[tuple[str, int]]:
-    """``(run_id, next attempt)`` of queued runs due for at least ``grace`` seconds."""
+def waiting_runs(session: Session, *, grace: int) -> int:
+    """How many queued runs have been due for at least ``grace`` seconds (at most 500)."""
     cutoff = utcnow() - timedelta(seconds=grace)
-    query = (
-        select(Run.id, Run.attempt)
+    due = (
+        select(Run.id)
         .where(Run.status == RunStatus.queued, Run.next_attempt_at <= cutoff)
-        .order_by(Run.next_attempt_at)
         .limit(SWEEP_BATCH)
     )
-    return [(run_id, attempt + 1) for run_id, attempt in session.execute(query).all()]
+    return session.scalar(select(func.count()).select_from(due.subquery())) or 0
 
 
 def release_stuck(session: Session, *, max_attempts: int) -> list[tuple[str, int]]:

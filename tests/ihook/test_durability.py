@@ -146,6 +146,6 @@ def test_sweeper_requeues_runs_whose_jobs_redis_lost(client, platform, redis_ser
     from ihook.sweeper import sweep_once
 
     sweep = sweep_once(platform)
-    assert sweep.enqueued == 5 and sweep.released == 0
+    assert sweep.waiting == 5 and sweep.released == 0
     assert wait_for(lambda: status_counts(platform) == {"succeeded": 5})
-    assert sweep_once(platform).enqueued == 0  # nothing left to do, nothing done twice
+    assert sweep_once(platform).waiting == 0  # nothing left to do, nothing done twice
