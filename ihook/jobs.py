@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ihook import polling, sender
 from ihook.models import Event, Run, RunStatus, WorkflowVersion, utcnow
 from ihook.platform import Platform
-from ihook.queue import DRAIN_SECONDS
+from ihook.queue import DRAIN_SECONDS, WorkQueue
 from ihook.resources import run_resources
 from ihook.services.deliveries import has_listeners
 from ihook.services.events import Accepted, add_event
@@ -39,13 +39,15 @@ def use_platform(value: Platform | None) -> None:
     _platform = value
 
 
-def drain_runs() -> str:
+def drain_runs(not_before: float | None = None) -> str:
     """Execute due queued runs one after another until none is left (RQ job).
 
     Stops claiming after ``DRAIN_SECONDS`` and wakes a fresh job if work is left, so one
     job never outlives its RQ timeout and RQ's own bookkeeping gets its turn.
+    ``not_before``: the time (epoch seconds) a scheduled job is for.
     """
     p = platform()
+    WorkQueue.wait_until(not_before)
     started = time.monotonic()
     done = 0
     while time.monotonic() - started < DRAIN_SECONDS:
@@ -154,8 +156,17 @@ def _tell_outcome(
     return add_event(session, type=event_type, source=f"run:{run.id}", data=data, headers={})
 
 
+def drain_deliveries(not_before: float | None = None) -> str:
+    """Make due delivery attempts until none is due (see ``ihook.sender``).
+
+    ``not_before``: the time (epoch seconds) a scheduled job is for.
+    """
+    WorkQueue.wait_until(not_before)
+    return sender.drain(platform())
+
+
 def send_delivery(delivery_id: str) -> str:
-    """Make the next attempt at one delivery (see ``ihook.sender``)."""
+    """Make the next attempt at one delivery (jobs queued by versions before drain jobs)."""
     return sender.send_delivery(platform(), delivery_id)
 
 

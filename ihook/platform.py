@@ -14,10 +14,10 @@ from redis import Redis
 from connectors.outbound import OutboundPolicy
 from ihook.db import Database
 from ihook.queue import (
+    DRAIN_DELIVERIES,
     DRAIN_RUNS,
     DRAIN_SECONDS,
     RUN_POLL,
-    SEND_DELIVERY,
     JobQueue,
     WorkQueue,
     connect,
@@ -61,10 +61,13 @@ class Platform:
         )
 
     @cached_property
-    def deliveries(self) -> JobQueue:
-        """The queue of delivery attempts (its own, so deliveries never wait behind runs)."""
-        return JobQueue(
-            self.redis, f"{self.settings.queue_name}-deliveries", SEND_DELIVERY, job_timeout=90
+    def deliveries(self) -> WorkQueue:
+        """Wakes the workers that send deliveries (a queue of its own: never behind runs)."""
+        return WorkQueue(
+            self.redis,
+            f"{self.settings.queue_name}-deliveries",
+            DRAIN_DELIVERIES,
+            job_timeout=int(DRAIN_SECONDS) + 2 * self.settings.delivery_timeout + 60,
         )
 
     @cached_property
@@ -82,7 +85,7 @@ class Platform:
         if accepted.run_ids:
             self.queue.wake()
         if accepted.delivery_ids:
-            self.deliveries.enqueue((delivery_id, 1) for delivery_id in accepted.delivery_ids)
+            self.deliveries.wake()
 
     @cached_property
     def outbound(self) -> OutboundPolicy:

@@ -18,14 +18,14 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,10 @@ DRAIN_RUNS = "ihook.jobs.drain_runs"
 """Dotted path of the job that executes due queued runs until none is left."""
 DRAIN_DELIVERIES = "ihook.jobs.drain_deliveries"
 """Dotted path of the job that makes due delivery attempts until none is left."""
-SEND_DELIVERY = "ihook.jobs.send_delivery"
-"""Dotted path of the job that makes one attempt at a delivery."""
 DRAIN_SECONDS = 20.0
 """How long one drain job keeps claiming work before it hands over to a fresh job."""
+MAX_EARLY = 2.0
+"""The longest a drain job started before its time waits for it."""
 RUN_POLL = "ihook.jobs.run_poll"
 """Dotted path of the job that makes one poll of a poller."""
 RESULT_TTL = 60
@@ -50,23 +50,14 @@ def connect(url: str) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
 
 
-def job_id(item_id: str, attempt: int) -> str:
-    """The deterministic RQ job id of a run's or delivery's ``attempt`` (1-based)."""
-    return f"{item_id}-{attempt}"
-
-
 class JobQueue:
-    """An RQ queue of one job function, addressed by item (run, delivery) id and attempt."""
+    """An RQ queue of one job function, each job addressed by an id (polls)."""
 
     def __init__(self, redis: Redis, name: str, func: str, *, job_timeout: int):
         self.redis = redis
         self.queue = Queue(name, connection=redis)
         self.func = func
         self.job_timeout = job_timeout
-
-    def enqueue(self, runs: Iterable[tuple[str, int]]) -> bool:
-        """Enqueue ``(item_id, next_attempt)`` pairs in one pipeline; False if Redis failed."""
-        return self.enqueue_jobs((job_id(item, attempt), (item,)) for item, attempt in runs)
 
     def enqueue_jobs(self, jobs: Iterable[tuple[str, tuple[Any, ...]]]) -> bool:
         """Enqueue ``(job id, args)`` pairs in one pipeline; False if Redis failed.
@@ -94,39 +85,6 @@ class JobQueue:
             log.warning("could not enqueue %d job(s), the sweeper will: %s", len(datas), exc)
             return False
         return True
-
-    def enqueue_in(
-        self, delay: timedelta, run_id: str, attempt: int, *, id_suffix: str = ""
-    ) -> bool:
-        """Schedule a later attempt; False if Redis failed (the sweeper catches it up).
-
-        ``id_suffix`` tells apart a job put off again for the same attempt.
-        """
-        # RQ's scheduler keeps whole seconds and may run a job up to a second before its
-        # time; aim at the next whole second after it so the wait is never cut short.
-        at = datetime.fromtimestamp(math.ceil(time.time() + delay.total_seconds()), UTC)
-        try:
-            self.queue.enqueue_at(
-                at,
-                self.func,
-                run_id,
-                job_id=job_id(run_id, attempt) + id_suffix,
-                job_timeout=self.job_timeout,
-                result_ttl=RESULT_TTL,
-            )
-        except RedisError as exc:
-            log.warning("could not schedule retry of %s: %s", run_id, exc)
-            return False
-        return True
-
-    def missing(self, runs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-        """The items whose job for that attempt is absent from Redis or already over."""
-        jobs = Job.fetch_many([job_id(r, a) for r, a in runs], connection=self.redis)
-        return [
-            run
-            for run, job in zip(runs, jobs, strict=True)
-            if job is None or job.get_status(refresh=False) in IDLE_JOB_STATES
-        ]
 
     def depth(self) -> int:
         """How many jobs wait in the queue."""
@@ -173,23 +131,30 @@ class WorkQueue:
     def wake_at(self, when: datetime) -> bool:
         """Have a drain job start at ``when`` (a retry's time); False if Redis failed.
 
-        Items due in the same second share one job.
+        Items due in the same second share one job, aimed at the end of that second.
+        RQ's scheduler keeps whole seconds and may start a job early, so the job is told
+        its time and waits for it (``not_before``) before it claims anything.
         """
-        # RQ's scheduler keeps whole seconds and may start a job up to a second before its
-        # time; aim a second past it so the job never comes before the item is due.
-        at = datetime.fromtimestamp(math.ceil(when.timestamp()) + 1, UTC)
+        at = math.ceil(when.timestamp())
         try:
             self.queue.enqueue_at(
-                at,
+                datetime.fromtimestamp(at, UTC),
                 self.func,
-                job_id=f"{self._prefix}-at-{int(at.timestamp())}",
+                not_before=at,
+                job_id=f"{self._prefix}-at-{at}",
                 job_timeout=self.job_timeout,
                 result_ttl=RESULT_TTL,
             )
         except RedisError as exc:
-            log.warning("could not schedule a worker for %s: %s", at.isoformat(), exc)
+            log.warning("could not schedule a worker for %s: %s", when.isoformat(), exc)
             return False
         return True
+
+    @staticmethod
+    def wait_until(not_before: float | None) -> None:
+        """In a drain job started early by RQ's scheduler: wait for its time."""
+        if not_before is not None:
+            time.sleep(min(MAX_EARLY, max(0.0, not_before - time.time())))
 
     def depth(self) -> int:
         """How many drain jobs wait in the queue (0 or 1 normally)."""

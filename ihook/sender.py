@@ -1,15 +1,16 @@
-"""Sending deliveries: one attempt per job, signed, logged, retried on the schedule.
+"""Sending deliveries: signed, logged, retried on the schedule, several at a time.
 
 An attempt POSTs the delivery's body with Standard Webhooks headers (``webhook-id`` is
 the delivery id on every attempt) through the SSRF guard, re-checking the URL rules of
 the subscription. A 2xx within the timeout is success; anything else is logged and
 retried after the subscription's ``retry_schedule``; after the last attempt the
-delivery fails and the subscription's ``error_emails`` are told through an smtp
-connector. A subscription failing longer than ``disable_after`` is disabled.
+delivery fails and the subscription's ``error_emails`` are told (``delivery_health``).
 
-One slow receiver must not hold every worker: while a subscription's recent attempts
-are slow, at most one of its deliveries is sent at a time and the others are put off
-for a second, which frees the worker for other subscriptions.
+A worker drains deliveries (``drain``): it claims due ones from the database and keeps
+up to ``SEND_THREADS`` attempts in flight, each in a thread of its own, while its main
+thread stores finished attempts together and claims more. A subscription with as many
+attempts in flight as it may have (one while it is slow) has its other deliveries put
+off for a second, so one slow receiver never holds a worker's threads from the others.
 """
 
 from __future__ import annotations
@@ -17,23 +18,21 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
-
-from redis.exceptions import RedisError
-from sqlalchemy import select, update
+from datetime import timedelta
 
 import ihook
-from connectors import build_connector
 from connectors.errors import ConnectorError
 from connectors.outbound import OutboundPolicy, send_request
+from ihook import delivery_health as health
 from ihook.errors import Invalid
-from ihook.models import Connector, Delivery, DeliveryAttempt, Event, Subscription, utcnow
+from ihook.models import Delivery, DeliveryAttempt, Subscription, utcnow
 from ihook.platform import Platform
+from ihook.queue import DRAIN_SECONDS
 from ihook.secrets import redact_headers
 from ihook.services import deliveries as service
-from ihook.services.connectors import full_config
 from ihook.services.subscriptions import check_target, request_auth, signing_secrets
 from ihook.signing import sign
 
@@ -41,13 +40,12 @@ log = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 2000
 """How much of a receiver's answer an attempt keeps."""
-SLOW_SECONDS = 2.0
-"""An attempt slower than this marks its subscription slow for ``SLOW_FOR`` seconds."""
-SLOW_FOR = 300
-MAX_PARALLEL = 8
-"""Deliveries of one subscription sent at once; 1 while it is slow."""
+SEND_THREADS = 8
+"""Attempts one worker keeps in flight (threads: the waiting is on the network)."""
 PUT_OFF = timedelta(seconds=1)
 """How long a delivery waits when its subscription has as many in flight as allowed."""
+POLL_SECONDS = 0.2
+"""While attempts are in flight, how often the worker looks for more to claim."""
 
 
 @dataclass
@@ -65,55 +63,62 @@ class AttemptResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+@dataclass
+class Claimed:
+    """A delivery taken for one attempt, with its subscription."""
+
+    delivery: Delivery
+    sub: Subscription
+
+
+def drain(p: Platform) -> str:
+    """Make due delivery attempts until none is due (an RQ job's work); say how many."""
+    started = time.monotonic()
+    flying: dict[Future[DeliveryAttempt], Claimed] = {}
+    made = 0
+    woke = False
+    while True:
+        room = SEND_THREADS - len(flying)
+        if room and time.monotonic() - started < DRAIN_SECONDS:
+            claimed, more = _claim_due(p, room)
+            if more and not woke:
+                woke = p.deliveries.wake()  # a backlog: let every free worker join in
+            for item in claimed:
+                flying[_pool().submit(_attempt, p, item.sub, item.delivery)] = item
+        if not flying:
+            break
+        done, _ = wait(flying, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+        if done:
+            _finish(p, [(flying.pop(f), f.result()) for f in done])
+            made += len(done)
+    if time.monotonic() - started >= DRAIN_SECONDS:
+        p.deliveries.wake()  # out of time, perhaps not out of work: hand over
+    return f"{made} attempt(s)"
+
+
 def send_delivery(p: Platform, delivery_id: str, *, single: bool = False) -> str:
-    """Make the next attempt at a delivery; say what happened (for RQ's job result).
+    """Make the next attempt at one delivery now, in this thread; say what happened.
 
     ``single``: one attempt, no retry, no e-mail, no effect on the subscription's health
     (the API's ``test`` call).
     """
-    with p.db.read() as session:
+    with p.db.session() as session:
         delivery = session.get(Delivery, delivery_id)
         if delivery is None or delivery.status != "pending":
             return "nothing to do"
-        subscription_id = delivery.subscription_id
-        enabled = service.subscription_of(session, delivery).enabled
-    if not single and not enabled:
+        sub = service.subscription_of(session, delivery)
+        if not single and not sub.enabled:
+            service.fail_unsent(session, [delivery_id], "not sent: the subscription is disabled")
+            return "not sent: the subscription is disabled"
+        claimed = service.claim(session, delivery_id, timeout=p.settings.delivery_timeout)
+        if claimed is None:
+            return "not claimed: taken, finished or not yet due"
+    attempt = _attempt(p, sub, claimed)
+    if single:
         with p.db.session() as session:
-            service.fail_unsent(session, delivery_id, "not sent: the subscription is disabled")
-        return "not sent: the subscription is disabled"
-    slot = _take_slot(p, subscription_id)
-    if slot is None:
-        p.deliveries.enqueue_in(
-            PUT_OFF, delivery_id, delivery.attempts + 1, id_suffix=f"-w{time.monotonic_ns()}"
-        )
-        return "put off: the receiver is slow"
-    try:
-        with p.db.session() as session:  # committed before sending: no lock held meanwhile
-            delivery = service.claim(session, delivery_id, timeout=p.settings.delivery_timeout)
-            if delivery is None:
-                return "not claimed: taken, finished or not yet due"
-            sub = service.subscription_of(session, delivery)
-        attempt = _attempt(p, sub, delivery)
-    finally:
-        _free_slot(p, subscription_id, slot)
-    schedule = sub.retry_schedule or [0]
-    retry_in = None if single or delivery.attempts >= len(schedule) else schedule[delivery.attempts]
-    with p.db.session() as session:
-        outcome = service.finish_attempt(session, delivery, attempt, retry_in=retry_in)
-        if not single:
-            _note_health(p, session, sub.id, outcome.succeeded, attempt)
-    if outcome.succeeded:
-        return f"delivered on attempt {attempt.number}"
-    if outcome.retry_in is not None:
-        nxt = delivery.attempts + 1
-        if outcome.retry_in <= 0:
-            p.deliveries.enqueue([(delivery_id, nxt)])
-        else:
-            p.deliveries.enqueue_in(timedelta(seconds=outcome.retry_in), delivery_id, nxt)
-        return f"attempt {attempt.number} failed; retry in {outcome.retry_in}s"
-    if not single and delivery.attempts == len(schedule):
-        _alert(p, sub, delivery, attempt)
-    return f"failed after {attempt.number} attempt(s)"
+            service.finish_attempt(session, claimed, attempt, retry_in=None)
+        return "delivered" if _ok(attempt) else "failed"
+    return _finish(p, [(Claimed(claimed, sub), attempt)], count_slots=False)[0]
 
 
 def attempt_result(p: Platform, delivery_id: str) -> AttemptResult:
@@ -130,41 +135,129 @@ def attempt_result(p: Platform, delivery_id: str) -> AttemptResult:
     )
 
 
+def _claim_due(p: Platform, room: int) -> tuple[list[Claimed], bool]:
+    """Claim up to ``room`` due deliveries, as many per subscription as it may have in
+    flight; put off the rest of a full subscription's. Also: whether more are due."""
+    with p.db.session() as session:
+        due = service.due(session, limit=2 * room)
+        if not due:
+            return [], False
+        disabled = [delivery_id for delivery_id, _, enabled in due if not enabled]
+        service.fail_unsent(session, disabled, "not sent: the subscription is disabled")
+        candidates = [(delivery_id, sub) for delivery_id, sub, enabled in due if enabled]
+        wanted = Counter(sub for _, sub in candidates[:room])
+        granted = health.take_slots(p, wanted)
+        chosen, full = [], set()
+        for delivery_id, sub in candidates[:room]:
+            if granted.get(sub, 0) > 0:
+                granted[sub] -= 1
+                chosen.append(delivery_id)
+            else:
+                full.add(sub)
+        held = [d for d, sub in candidates if sub in full]
+        if held:
+            service.put_off(session, held, until=utcnow() + PUT_OFF)
+        deliveries = service.claim_many(session, chosen, timeout=p.settings.delivery_timeout)
+        subs = service.subscriptions_by_id(session, {d.subscription_id for d in deliveries})
+    if held:
+        p.deliveries.wake_at(utcnow() + PUT_OFF)
+    more = len(candidates) > len(chosen) + len(held)
+    return [Claimed(d, subs[d.subscription_id]) for d in deliveries], more
+
+
+def _finish(
+    p: Platform, results: list[tuple[Claimed, DeliveryAttempt]], *, count_slots: bool = True
+) -> list[str]:
+    """Store finished attempts in one transaction, then schedule retries and e-mails."""
+    outcomes = []
+    with p.db.session() as session:
+        for item, attempt in results:
+            schedule = item.sub.retry_schedule or [0]
+            number = item.delivery.attempts
+            retry_in = schedule[number] if number < len(schedule) else None
+            outcomes.append(
+                service.finish_attempt(session, item.delivery, attempt, retry_in=retry_in)
+            )
+        last = {
+            item.sub.id: (outcome.succeeded, attempt)
+            for (item, attempt), outcome in zip(results, outcomes, strict=True)
+        }
+        for sub_id, (ok, attempt) in last.items():
+            health.note_failing(p, session, sub_id, ok, attempt.error or "")
+    health.note_speed(p, ((item.sub.id, attempt) for item, attempt in results))
+    if count_slots:  # after marking slow ones, so no worker sees a free slot before it
+        health.free_slots(p, Counter(item.sub.id for item, _ in results))
+    said = []
+    for (item, attempt), outcome in zip(results, outcomes, strict=True):
+        said.append(_after(p, item, attempt, outcome))
+    return said
+
+
+def _after(p: Platform, item: Claimed, attempt: DeliveryAttempt, outcome: service.Outcome) -> str:
+    """Schedule the next attempt or send the e-mail; say what happened."""
+    if outcome.succeeded:
+        return f"delivered on attempt {attempt.number}"
+    if outcome.retry_in is not None:
+        if outcome.retry_in <= 0:
+            p.deliveries.wake()
+        else:
+            p.deliveries.wake_at(utcnow() + timedelta(seconds=outcome.retry_in))
+        return f"attempt {attempt.number} failed; retry in {outcome.retry_in}s"
+    if item.delivery.attempts == len(item.sub.retry_schedule or [0]):
+        health.alert(p, item.sub, item.delivery, attempt)
+    return f"failed after {attempt.number} attempt(s)"
+
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """This process's sending threads, started on first use."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="ihook-send")
+    return _executor
+
+
+def _ok(attempt: DeliveryAttempt) -> bool:
+    return attempt.status_code is not None and 200 <= attempt.status_code < 300
+
+
 def _attempt(p: Platform, sub: Subscription, delivery: Delivery) -> DeliveryAttempt:
-    """POST the delivery once; the attempt as it went (not yet stored)."""
-    body = json.dumps(delivery.body, separators=(",", ":"), ensure_ascii=False).encode()
-    timestamp = int(time.time())
-    secrets = signing_secrets(sub, p.vault)
-    signature = " ".join(sign(secret, delivery.id, timestamp, body) for secret in secrets)
-    extra = request_auth(sub, p.vault)
-    headers = {
-        **extra,
-        "webhook-id": delivery.id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature,
-        "content-type": "application/json",
-        "user-agent": f"ihook/{ihook.__version__}",
-    }
+    """POST the delivery once; the attempt as it went (not yet stored). Never raises."""
     attempt = DeliveryAttempt(
-        delivery_id=delivery.id,
-        number=delivery.attempts,
-        started_at=utcnow(),
-        url=sub.url,
-        request_headers=redact_headers(headers, extra=extra.keys()),
-    )
-    policy = OutboundPolicy(
-        allow_private=p.settings.allow_private_networks,
-        timeout=float(p.settings.delivery_timeout),
-        max_redirects=0,  # a receiver that moved is a failure to fix, not to follow
+        delivery_id=delivery.id, number=delivery.attempts, started_at=utcnow(), url=sub.url
     )
     started = time.perf_counter()
     try:
+        body = json.dumps(delivery.body, separators=(",", ":"), ensure_ascii=False).encode()
+        timestamp = int(time.time())
+        secrets = signing_secrets(sub, p.vault)
+        signature = " ".join(sign(secret, delivery.id, timestamp, body) for secret in secrets)
+        extra = request_auth(sub, p.vault)
+        headers = {
+            **extra,
+            "webhook-id": delivery.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature,
+            "content-type": "application/json",
+            "user-agent": f"ihook/{ihook.__version__}",
+        }
+        attempt.request_headers = redact_headers(headers, extra=extra.keys())
+        policy = OutboundPolicy(
+            allow_private=p.settings.allow_private_networks,
+            timeout=float(p.settings.delivery_timeout),
+            max_redirects=0,  # a receiver that moved is a failure to fix, not to follow
+        )
         check_target(sub.url, sub.environment, allow_http=p.settings.allow_http, policy=policy)
         response = send_request("POST", sub.url, policy=policy, headers=headers, content=body)
     except Invalid as exc:
         attempt.error = f"refused: {'; '.join(exc.errors.get('url', [])) or exc}"
     except ConnectorError as exc:
         attempt.error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a bug must fail the attempt visibly, not lose the delivery
+        log.exception("attempt at delivery %s crashed", delivery.id)
+        attempt.error = f"internal: {type(exc).__name__}: {exc}"
     else:
         attempt.status_code = response.status
         attempt.response_excerpt = response.body[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[
@@ -174,122 +267,3 @@ def _attempt(p: Platform, sub: Subscription, delivery: Delivery) -> DeliveryAtte
             attempt.error = f"HTTP {response.status}"
     attempt.duration_ms = round((time.perf_counter() - started) * 1000, 1)
     return attempt
-
-
-# -- health: slow receivers, failing subscriptions -----------------------------------------
-
-
-def _take_slot(p: Platform, subscription_id: str) -> int | None:
-    """Count this send in the subscription's in-flight number; None if over its limit."""
-    key = f"ihook:inflight:{subscription_id}"
-    try:
-        with p.redis.pipeline() as pipe:
-            pipe.incr(key).expire(key, 120).exists(f"ihook:slow:{subscription_id}")
-            count, _, slow = pipe.execute()
-        if count > (1 if slow else MAX_PARALLEL):
-            p.redis.decr(key)
-            return None
-    except RedisError:
-        return 0  # without Redis no limit: sending matters more than fairness
-    return 1
-
-
-def _free_slot(p: Platform, subscription_id: str, slot: int) -> None:
-    if slot:
-        try:
-            p.redis.decr(f"ihook:inflight:{subscription_id}")
-        except RedisError:
-            pass
-
-
-def _note_health(
-    p: Platform, session: Any, subscription_id: str, ok: bool, attempt: DeliveryAttempt
-) -> None:
-    """Mark slow receivers; start, end or act on a subscription's failing streak."""
-    slow = attempt.duration_ms is not None and attempt.duration_ms > SLOW_SECONDS * 1000
-    try:
-        if slow or (attempt.error and "timed out" in attempt.error):
-            p.redis.set(f"ihook:slow:{subscription_id}", 1, ex=SLOW_FOR)
-        elif ok:
-            p.redis.delete(f"ihook:slow:{subscription_id}")
-    except RedisError:
-        pass
-    if ok:
-        session.execute(
-            update(Subscription)
-            .where(Subscription.id == subscription_id, Subscription.failing_since.is_not(None))
-            .values(failing_since=None)
-        )
-        return
-    now = utcnow()
-    session.execute(
-        update(Subscription)
-        .where(Subscription.id == subscription_id, Subscription.failing_since.is_(None))
-        .values(failing_since=now)
-    )
-    since = session.scalar(
-        select(Subscription.failing_since).where(Subscription.id == subscription_id)
-    )
-    if since is not None and now - since >= timedelta(seconds=p.settings.disable_after):
-        reason = (
-            f"disabled at {_iso(now)}: every delivery has failed since {_iso(since)}; "
-            f"last error: {attempt.error}"
-        )
-        session.execute(
-            update(Subscription)
-            .where(Subscription.id == subscription_id, Subscription.enabled.is_(True))
-            .values(enabled=False, disabled_reason=reason)
-        )
-        log.warning("subscription %s %s", subscription_id, reason)
-
-
-def _alert(p: Platform, sub: Subscription, delivery: Delivery, attempt: DeliveryAttempt) -> None:
-    """E-mail the subscription's ``error_emails`` that a delivery failed for good."""
-    if not sub.error_emails:
-        return
-    try:
-        with p.db.session() as session:
-            mailer = _mailer(p, session)
-            event = session.get(Event, delivery.event_id)
-        subject = f"[ihook] delivery to {sub.name} failed: {delivery.event_type}"
-        text = "\n".join(
-            [
-                f"ihook could not deliver an event to the subscription {sub.name!r} ({sub.id}).",
-                "",
-                f"URL:         {sub.url}",
-                f"Event:       {delivery.event_type} ({delivery.event_id})",
-                f"Received at: {_iso(event.received_at) if event else 'unknown'}",
-                f"Delivery:    {delivery.id} ({delivery.attempts} attempts)",
-                f"Last error:  {attempt.error}",
-                "",
-                f"Send it again: POST {p.settings.public_url}/api/v1/deliveries/"
-                f"{delivery.id}/retry",
-            ]
-        )
-        mailer.send(list(sub.error_emails), subject, text)
-        note = f"sent to {', '.join(sub.error_emails)}"
-    except (ConnectorError, LookupError) as exc:
-        note = f"not sent: {exc}"
-        log.warning("error e-mail for delivery %s %s", delivery.id, note)
-    with p.db.session() as session:
-        session.execute(update(Delivery).where(Delivery.id == delivery.id).values(alert=note))
-
-
-def _mailer(p: Platform, session: Any) -> Any:
-    """The smtp connector named by IHOOK_ALERT_CONNECTOR, else the only smtp connector."""
-    query = select(Connector).where(Connector.kind == "smtp")
-    if p.settings.alert_connector:
-        query = query.where(Connector.name == p.settings.alert_connector)
-    rows = session.scalars(query).all()
-    if len(rows) != 1:
-        wanted = p.settings.alert_connector
-        raise LookupError(
-            f"no smtp connector named {wanted!r}"
-            if wanted
-            else f"{len(rows)} smtp connectors; set IHOOK_ALERT_CONNECTOR to pick one"
-        )
-    return build_connector("smtp", full_config(rows[0], p.vault), policy=p.outbound)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

@@ -27,7 +27,7 @@ class Sweep:
     waiting: int = 0
     """Runs found queued past the grace (a worker was woken for them)."""
     deliveries: int = 0
-    """Deliveries enqueued again (their worker or job was lost)."""
+    """Deliveries released (their worker was lost) or found pending past the grace."""
 
 
 def sweep_once(platform: Platform) -> Sweep:
@@ -47,13 +47,13 @@ def sweep_once(platform: Platform) -> Sweep:
 
 
 def _sweep_deliveries(platform: Platform) -> int:
-    """The same for deliveries: lost ``sending`` ones and ``pending`` ones with no job."""
+    """The same for deliveries: release lost ``sending`` ones, wake a worker for late ones."""
     with platform.db.session() as session:
         released = deliveries.release_stuck(session)
-    with platform.db.session() as session:
-        due = deliveries.due_pending(session, grace=platform.settings.sweep_grace)
-    todo = list(dict.fromkeys(released + due))
-    missing = platform.deliveries.missing(todo) if todo else []
-    if missing and platform.deliveries.enqueue(missing):
-        log.warning("enqueued %d deliver(ies) that had no job in Redis", len(missing))
-    return len(missing)
+    with platform.db.read() as session:
+        late = deliveries.waiting(session, grace=platform.settings.sweep_grace)
+    if released:
+        log.warning("released %d deliver(ies) whose worker was lost", len(released))
+    if released or late:
+        platform.deliveries.wake()
+    return len(released) + late

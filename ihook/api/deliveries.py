@@ -127,8 +127,9 @@ class Recover(MethodView):
         with p.db.session() as session:
             get_subscription(session, sub_id)
             todo = service.recover(session, sub_id, args["since"])
-        p.deliveries.enqueue(todo)
-        return {"deliveries": [delivery_id for delivery_id, _ in todo]}
+        if todo:
+            p.deliveries.wake()
+        return {"deliveries": todo}
 
 
 @blp.route("/deliveries/<delivery_id>")
@@ -153,7 +154,6 @@ class RetryDelivery(MethodView):
         """Send a finished delivery once more, now"""
         p = platform()
         with p.db.session() as session:
-            todo = service.retry_delivery(session, delivery_id)
-        p.deliveries.enqueue([todo])
-        with p.db.session() as session:
-            return service.get_delivery(session, delivery_id)
+            delivery = service.retry_delivery(session, delivery_id)
+        p.deliveries.wake()
+        return delivery  # as committed: a worker may be sending it already

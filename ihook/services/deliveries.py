@@ -3,7 +3,7 @@
 A delivery is made in the transaction that stores its event, so nothing published is
 lost between the database and the queue. Its body is built once, then every attempt
 sends the same bytes under the same ``webhook-id`` (the delivery id). Each state change
-is a conditional UPDATE, so a job delivered twice or a late worker changes nothing.
+is a conditional UPDATE, so two workers or a late one change nothing they should not.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ihook.errors import Conflict, NotFound
@@ -32,7 +32,7 @@ from workflows import expressions
 from workflows.errors import WorkflowError
 
 CLAIM_EARLY = timedelta(seconds=1)
-"""How early an attempt may be claimed: RQ's scheduler keeps times to the whole second."""
+"""How early an attempt may be claimed (a retry's drain job comes a second after it)."""
 
 TEST_EVENT = "ihook.test"
 """The type of the event a subscription's ``test`` call sends."""
@@ -221,11 +221,71 @@ def finish_attempt(
     return Outcome(succeeded=ok, retry_in=None if ok else retry_in)
 
 
-def fail_unsent(session: Session, delivery_id: str, reason: str) -> None:
-    """End a ``pending`` delivery without an attempt (``recover`` can send it later)."""
+def due(session: Session, *, limit: int) -> list[tuple[str, str, bool]]:
+    """``(delivery, subscription, subscription enabled)`` of due pending deliveries.
+
+    Due longest first. On PostgreSQL rows other workers are claiming are skipped
+    (``SKIP LOCKED``); on SQLite the write transaction already keeps them out.
+    """
+    query = (
+        select(Delivery.id, Delivery.subscription_id, Subscription.enabled)
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .where(Delivery.status == DeliveryStatus.pending, Delivery.next_attempt_at <= utcnow())
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Delivery, skip_locked=True)
+    return [(d, s, bool(e)) for d, s, e in session.execute(query)]
+
+
+def claim_many(session: Session, ids: list[str], *, timeout: int) -> list[Delivery]:
+    """Take these due ``pending`` deliveries for one attempt each (``sending``)."""
+    if not ids:
+        return []
+    now = utcnow()
     session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.pending)
+        .where(
+            Delivery.id.in_(ids),
+            Delivery.status == DeliveryStatus.pending,
+            Delivery.next_attempt_at <= now + CLAIM_EARLY,
+        )
+        .values(
+            status=DeliveryStatus.sending,
+            attempts=Delivery.attempts + 1,
+            deadline_at=now + timedelta(seconds=timeout + SEND_GRACE),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    query = select(Delivery).where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.sending)
+    return list(session.scalars(query.execution_options(populate_existing=True)))
+
+
+def put_off(session: Session, ids: list[str], *, until: datetime) -> None:
+    """Move these ``pending`` deliveries' next attempt to ``until``."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.pending)
+        .values(next_attempt_at=until)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def subscriptions_by_id(session: Session, ids: set[str]) -> dict[str, Subscription]:
+    """These subscriptions, by id."""
+    if not ids:
+        return {}
+    return {s.id: s for s in session.scalars(select(Subscription).where(Subscription.id.in_(ids)))}
+
+
+def fail_unsent(session: Session, ids: list[str], reason: str) -> None:
+    """End ``pending`` deliveries without an attempt (``recover`` can send them later)."""
+    if not ids:
+        return
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.pending)
         .values(status=DeliveryStatus.failed, finished_at=utcnow(), last_error=reason)
         .execution_options(synchronize_session=False)
     )
@@ -263,29 +323,32 @@ def list_deliveries(
     return list(session.scalars(query))
 
 
-def retry_delivery(session: Session, delivery_id: str) -> tuple[str, int]:
-    """Send a finished delivery once more now; ``(id, attempt)`` to enqueue."""
+def retry_delivery(session: Session, delivery_id: str) -> Delivery:
+    """Send a finished delivery once more now; the delivery, ``pending`` again."""
     delivery = get_delivery(session, delivery_id)
     if delivery.status in (DeliveryStatus.pending, DeliveryStatus.sending):
         raise Conflict(f"delivery {delivery_id} is already {delivery.status}")
     if delivery.body is None:
         raise Conflict(f"delivery {delivery_id} has no payload: {delivery.last_error}")
     _reopen(session, [delivery_id])
-    return delivery_id, delivery.attempts + 1
+    session.refresh(delivery)
+    return delivery
 
 
-def recover(session: Session, subscription_id: str, since: datetime) -> list[tuple[str, int]]:
-    """Send again every delivery of a subscription that failed since ``since``."""
-    rows = session.execute(
-        select(Delivery.id, Delivery.attempts).where(
-            Delivery.subscription_id == subscription_id,
-            Delivery.status == DeliveryStatus.failed,
-            Delivery.body.is_not(None),
-            Delivery.created_at >= since,
+def recover(session: Session, subscription_id: str, since: datetime) -> list[str]:
+    """Send again every delivery of a subscription that failed since ``since``; their ids."""
+    ids = list(
+        session.scalars(
+            select(Delivery.id).where(
+                Delivery.subscription_id == subscription_id,
+                Delivery.status == DeliveryStatus.failed,
+                Delivery.body.is_not(None),
+                Delivery.created_at >= since,
+            )
         )
-    ).all()
-    _reopen(session, [delivery_id for delivery_id, _ in rows])
-    return [(delivery_id, attempts + 1) for delivery_id, attempts in rows]
+    )
+    _reopen(session, ids)
+    return ids
 
 
 def _reopen(session: Session, ids: list[str]) -> None:
@@ -323,15 +386,15 @@ def release_stuck(session: Session) -> list[tuple[str, int]]:
     return released
 
 
-def due_pending(session: Session, *, grace: int) -> list[tuple[str, int]]:
-    """Deliveries ``pending`` for ``grace`` seconds past their time: their job may be lost."""
+def waiting(session: Session, *, grace: int) -> int:
+    """How many deliveries have been ``pending`` for ``grace`` seconds past their time."""
     cutoff = utcnow() - timedelta(seconds=grace)
-    rows = session.execute(
-        select(Delivery.id, Delivery.attempts)
+    due = (
+        select(Delivery.id)
         .where(Delivery.status == DeliveryStatus.pending, Delivery.next_attempt_at < cutoff)
         .limit(1000)
-    ).all()
-    return [(delivery_id, attempts + 1) for delivery_id, attempts in rows]
+    )
+    return session.scalar(select(func.count()).select_from(due.subquery())) or 0
 
 
 def subscription_of(session: Session, delivery: Delivery) -> Subscription:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import time
 from datetime import timedelta
 
 from redis import Redis
+from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from ihook.models import utcnow
@@ -26,8 +29,18 @@ def test_retries_due_in_the_same_second_share_one_scheduled_job(platform):
     registry = ScheduledJobRegistry(queue=platform.queue.queue)
     (job_id,) = registry.get_job_ids()
     at = registry.get_scheduled_time(job_id)
-    assert when.timestamp() + 1 <= at.timestamp() <= when.timestamp() + 2  # never early
+    assert at.timestamp() == math.ceil(when.timestamp())
+    job = Job.fetch(job_id, connection=platform.redis)
+    assert job.kwargs == {"not_before": at.timestamp()}  # started early, it waits for it
     assert platform.queue.depth() == 0
+
+
+def test_a_job_started_early_waits_for_its_time():
+    started = time.monotonic()
+    WorkQueue.wait_until(time.time() + 0.3)
+    WorkQueue.wait_until(time.time() - 5)  # late: no wait
+    WorkQueue.wait_until(None)
+    assert 0.28 <= time.monotonic() - started < 1.0
 
 
 def test_redis_down_is_reported_not_raised():

@@ -29,9 +29,12 @@ from tests.support import free_port, wait_for
 
 
 @pytest.fixture
-def settings(settings):
-    # Receivers are plain-http servers on 127.0.0.1; a subscription fails for 2 s at most.
-    return settings.replace(allow_http=True, disable_after=2, delivery_timeout=5)
+def settings(settings, request):
+    # Receivers are plain-http servers on 127.0.0.1. A subscription is disabled after
+    # failing for a minute, or for what a test's ``disable_after`` mark says.
+    mark = request.node.get_closest_marker("disable_after")
+    disable_after = mark.args[0] if mark else 60
+    return settings.replace(allow_http=True, disable_after=disable_after, delivery_timeout=5)
 
 
 class Receiver:
@@ -246,22 +249,26 @@ def test_a_slow_receiver_does_not_hold_back_the_others(
     processes.start("worker")
     processes.start("worker")
     wait_for(lambda: Worker.count(connection=platform.redis) == 2)
-    slow = Receiver(slow_server, "/slow", delay=3)
+    slow = Receiver(slow_server, "/slow", delay=2.5)
     fast = Receiver(httpserver, "/fast")
     slow_sub = subscribe(client, slow.url, name="slow", event_types=["slow.*"])
     fast_sub = subscribe(client, fast.url, name="fast", event_types=["fast.*"])
-    for n in range(6):
+    for n in range(12):
         publish(client, "slow.thing", {"n": n})
     wait_for(lambda: len(slow.requests) >= 1, timeout=10)  # the slow receiver has answered
     for n in range(10):
         publish(client, "fast.thing", {"n": n})
     finished(client, fast_sub["id"], 10)
-    # The fast receiver's deliveries went out while the slow backlog (6 x 3 s, one at a
-    # time once the receiver is known to be slow) was still being worked through.
+    # The fast receiver's deliveries went out while the slow backlog was still being
+    # worked through: 8 at once (the most per subscription), then one at a time.
     slow_done = [d for d in deliveries_of(client, slow_sub["id"]) if d["status"] == "succeeded"]
-    assert len(slow_done) <= 4, len(slow_done)
-    assert len(finished(client, slow_sub["id"], 6)) == 6  # and the slow ones all arrive
-    assert len(fast.requests) == 10 and len(slow.requests) == 6
+    assert len(slow_done) <= 9, len(slow_done)
+    assert len(finished(client, slow_sub["id"], 12)) == 12  # and the slow ones all arrive
+    assert len(fast.requests) == 10 and len(slow.requests) == 12
+    answered = sorted(at for _, _, at in slow.requests)
+    assert answered[7] - answered[0] < 1.0  # the first wave went in parallel
+    gaps = [b - a for a, b in zip(answered[8:-1], answered[9:], strict=True)]
+    assert all(gap > 2.0 for gap in gaps), gaps  # then one at a time: known to be slow
 
 
 def test_test_call_answers_with_the_receivers_status_and_body(client, httpserver):
@@ -309,6 +316,7 @@ def test_retry_and_recover_send_failed_deliveries_again(client, httpserver, work
     assert deliveries_of(client, sub["id"], status="failed") == []
 
 
+@pytest.mark.disable_after(2)
 def test_a_subscription_failing_too_long_is_disabled_and_one_call_reenables_it(
     client, worker, platform
 ):
@@ -424,7 +432,9 @@ def test_the_sweeper_sends_deliveries_whose_job_redis_lost(client, platform, htt
     platform.redis.flushall()  # the job is gone; the delivery waits in the database
     time.sleep(1.2)  # past the sweep grace (1 s in tests)
     assert sweep_once(platform).deliveries == 1
-    assert sweep_once(platform).deliveries == 0  # its job is queued now: nothing twice
+    assert platform.deliveries.depth() == 1  # a worker is woken
+    assert sweep_once(platform).deliveries == 1  # still late: woken again, still one job
+    assert platform.deliveries.depth() == 1
     processes.start("worker")
     (delivery,) = finished(client, sub["id"])
     assert delivery["status"] == "succeeded" and len(receiver.requests) == 1
@@ -462,3 +472,79 @@ def test_the_delivery_log_filters_by_event_type_and_time(client, platform):
     assert deliveries_of(client, sub["id"], status="succeeded") == []
     missing = client.get("/api/v1/subscriptions/sub_nope/deliveries")
     assert missing.status_code == 404
+
+
+class Gauge:
+    """A receiver that counts how many of its requests are in flight at once."""
+
+    def __init__(self, server, path: str, delay: float):
+        self.delay, self.now, self.most, self.ids = delay, 0, 0, []
+        self.lock = threading.Lock()
+        self.url = server.url_for(path)
+        server.expect_request(path, method="POST").respond_with_handler(self.handle)
+
+    def handle(self, request: Request) -> Response:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(self.delay)
+        with self.lock:
+            self.now -= 1
+            self.ids.append(request.headers["webhook-id"])
+        return Response("{}", status=200)
+
+
+def statuses_of(platform) -> list[str]:
+    with platform.db.session() as session:
+        return list(session.scalars(select(Delivery.status)))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+def test_a_drain_keeps_several_attempts_in_flight_and_sends_each_once(
+    client, platform, slow_server
+):
+    from ihook.sender import SEND_THREADS, drain
+
+    receiver = Gauge(slow_server, "/gauge", delay=0.3)
+    subscribe(client, receiver.url, name="a", event_types=["a.*"])
+    subscribe(client, receiver.url, name="b", event_types=["b.*"])
+    for n in range(12):
+        publish(client, "a.thing" if n % 2 else "b.thing", {"n": n})
+    threads = [threading.Thread(target=drain, args=(platform,)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(statuses_of(platform)) == ["succeeded"] * 12
+    assert len(receiver.ids) == len(set(receiver.ids)) == 12  # three drains, each sent once
+    assert 1 < receiver.most <= 3 * SEND_THREADS
+
+
+def test_a_drain_fails_the_deliveries_of_a_disabled_subscription_unsent(client, platform):
+    from ihook.sender import drain
+
+    sub = subscribe(client, "http://127.0.0.1:9/never")
+    publish(client)
+    answer = client.patch(f"/api/v1/subscriptions/{sub['id']}", json={"enabled": False})
+    assert answer.status_code == 200, answer.json
+    assert drain(platform) == "0 attempt(s)"
+    (delivery,) = deliveries_of(client, sub["id"])
+    assert delivery["status"] == "failed" and delivery["attempts"] == 0
+    assert delivery["last_error"] == "not sent: the subscription is disabled"
+
+
+def test_a_slow_subscription_at_its_limit_has_its_deliveries_put_off(client, platform):
+    from rq.registry import ScheduledJobRegistry
+
+    from ihook.sender import drain
+
+    sub = subscribe(client, "http://127.0.0.1:9/never")
+    publish(client)
+    platform.redis.set(f"ihook:slow:{sub['id']}", 1)
+    platform.redis.set(f"ihook:inflight:{sub['id']}", 1)  # another worker is sending one
+    assert drain(platform) == "0 attempt(s)"
+    (delivery,) = deliveries_of(client, sub["id"])
+    assert delivery["status"] == "pending" and delivery["attempts"] == 0
+    assert delivery["next_attempt_at"] > delivery["created_at"]
+    assert ScheduledJobRegistry(queue=platform.deliveries.queue).count == 1  # back in 1 s
+    assert platform.redis.get(f"ihook:inflight:{sub['id']}") == b"1"  # nothing counted

@@ -1,0 +1,201 @@
+"""A delivering worker's manners: slow receivers, failing subscriptions, error e-mails.
+
+One slow receiver must not hold every worker. Each subscription may have at most
+``MAX_PARALLEL`` attempts in flight across all workers, and only one while its recent
+attempts are slow (answers over ``SLOW_SECONDS`` or timeouts). The counts live in Redis
+(``ihook:inflight:<subscription>``, ``ihook:slow:<subscription>``); without Redis there is
+no limit, because sending matters more than fairness.
+
+A subscription whose deliveries keep failing for ``IHOOK_DISABLE_AFTER`` seconds is
+disabled; a delivery that fails for good is e-mailed to the subscription's
+``error_emails`` through an smtp connector.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from connectors import build_connector
+from connectors.errors import ConnectorError
+from ihook.models import Connector, Delivery, DeliveryAttempt, Event, Subscription, utcnow
+from ihook.platform import Platform
+from ihook.services.connectors import full_config
+
+log = logging.getLogger(__name__)
+
+SLOW_SECONDS = 2.0
+"""An attempt slower than this marks its subscription slow for ``SLOW_FOR`` seconds."""
+SLOW_FOR = 300
+MAX_PARALLEL = 8
+"""Attempts at one subscription in flight at once, across workers; 1 while it is slow."""
+INFLIGHT_TTL = 120
+"""Seconds an in-flight count outlives its last change (a worker that died mid-send)."""
+
+
+def _inflight(subscription_id: str) -> str:
+    return f"ihook:inflight:{subscription_id}"
+
+
+def _slow(subscription_id: str) -> str:
+    return f"ihook:slow:{subscription_id}"
+
+
+def take_slots(p: Platform, wanted: Counter[str]) -> dict[str, int]:
+    """Count ``wanted[subscription]`` attempts in flight; return how many each may make.
+
+    What a subscription may not make now is not counted (the caller puts it off).
+    """
+    subs = list(wanted)
+    if not subs:
+        return {}
+    try:
+        with p.redis.pipeline() as pipe:
+            for sub in subs:
+                pipe.incrby(_inflight(sub), wanted[sub]).expire(_inflight(sub), INFLIGHT_TTL)
+                pipe.exists(_slow(sub))
+            replies = pipe.execute()
+        granted, refused = {}, {}
+        for i, sub in enumerate(subs):
+            count, slow = replies[3 * i], replies[3 * i + 2]
+            limit = 1 if slow else MAX_PARALLEL
+            over = min(wanted[sub], max(0, count - limit))
+            granted[sub] = wanted[sub] - over
+            if over:
+                refused[sub] = over
+        if refused:
+            with p.redis.pipeline() as pipe:
+                for sub, over in refused.items():
+                    pipe.decrby(_inflight(sub), over)
+                pipe.execute()
+        return granted
+    except RedisError:
+        return dict(wanted)
+
+
+def free_slots(p: Platform, done: Counter[str]) -> None:
+    """Count finished attempts out of their subscriptions' in-flight numbers."""
+    if not done:
+        return
+    try:
+        with p.redis.pipeline() as pipe:
+            for sub, count in done.items():
+                pipe.decrby(_inflight(sub), count)
+            pipe.execute()
+    except RedisError:
+        pass
+
+
+def note_speed(p: Platform, results: Iterable[tuple[str, DeliveryAttempt]]) -> None:
+    """Mark subscriptions slow after a slow or timed-out attempt; unmark them after a quick 2xx."""
+    slow, quick = set(), set()
+    for sub, attempt in results:
+        if _was_slow(attempt):
+            slow.add(sub)
+        elif attempt.status_code is not None and 200 <= attempt.status_code < 300:
+            quick.add(sub)
+    try:
+        with p.redis.pipeline() as pipe:
+            for sub in slow:
+                pipe.set(_slow(sub), 1, ex=SLOW_FOR)
+            for sub in quick - slow:
+                pipe.delete(_slow(sub))
+            pipe.execute()
+    except RedisError:
+        pass
+
+
+def _was_slow(attempt: DeliveryAttempt) -> bool:
+    late = attempt.duration_ms is not None and attempt.duration_ms > SLOW_SECONDS * 1000
+    return late or bool(attempt.error and "timed out" in attempt.error)
+
+
+def note_failing(p: Platform, session: Session, subscription_id: str, ok: bool, error: str) -> None:
+    """End a subscription's failing streak on success; start it, or act on it, on failure."""
+    if ok:
+        session.execute(
+            update(Subscription)
+            .where(Subscription.id == subscription_id, Subscription.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+        return
+    now = utcnow()
+    session.execute(
+        update(Subscription)
+        .where(Subscription.id == subscription_id, Subscription.failing_since.is_(None))
+        .values(failing_since=now)
+    )
+    since = session.scalar(
+        select(Subscription.failing_since).where(Subscription.id == subscription_id)
+    )
+    if since is not None and now - since >= timedelta(seconds=p.settings.disable_after):
+        reason = (
+            f"disabled at {iso(now)}: every delivery has failed since {iso(since)}; "
+            f"last error: {error}"
+        )
+        session.execute(
+            update(Subscription)
+            .where(Subscription.id == subscription_id, Subscription.enabled.is_(True))
+            .values(enabled=False, disabled_reason=reason)
+        )
+        log.warning("subscription %s %s", subscription_id, reason)
+
+
+def alert(p: Platform, sub: Subscription, delivery: Delivery, attempt: DeliveryAttempt) -> None:
+    """E-mail the subscription's ``error_emails`` that a delivery failed for good."""
+    if not sub.error_emails:
+        return
+    try:
+        with p.db.session() as session:
+            mailer = _mailer(p, session)
+            event = session.get(Event, delivery.event_id)
+        subject = f"[ihook] delivery to {sub.name} failed: {delivery.event_type}"
+        text = "\n".join(
+            [
+                f"ihook could not deliver an event to the subscription {sub.name!r} ({sub.id}).",
+                "",
+                f"URL:         {sub.url}",
+                f"Event:       {delivery.event_type} ({delivery.event_id})",
+                f"Received at: {iso(event.received_at) if event else 'unknown'}",
+                f"Delivery:    {delivery.id} ({delivery.attempts} attempts)",
+                f"Last error:  {attempt.error}",
+                "",
+                f"Send it again: POST {p.settings.public_url}/api/v1/deliveries/"
+                f"{delivery.id}/retry",
+            ]
+        )
+        mailer.send(list(sub.error_emails), subject, text)
+        note = f"sent to {', '.join(sub.error_emails)}"
+    except (ConnectorError, LookupError) as exc:
+        note = f"not sent: {exc}"
+        log.warning("error e-mail for delivery %s %s", delivery.id, note)
+    with p.db.session() as session:
+        session.execute(update(Delivery).where(Delivery.id == delivery.id).values(alert=note))
+
+
+def _mailer(p: Platform, session: Any) -> Any:
+    """The smtp connector named by IHOOK_ALERT_CONNECTOR, else the only smtp connector."""
+    query = select(Connector).where(Connector.kind == "smtp")
+    if p.settings.alert_connector:
+        query = query.where(Connector.name == p.settings.alert_connector)
+    rows = session.scalars(query).all()
+    if len(rows) != 1:
+        wanted = p.settings.alert_connector
+        raise LookupError(
+            f"no smtp connector named {wanted!r}"
+            if wanted
+            else f"{len(rows)} smtp connectors; set IHOOK_ALERT_CONNECTOR to pick one"
+        )
+    return build_connector("smtp", full_config(rows[0], p.vault), policy=p.outbound)
+
+
+def iso(moment: datetime) -> str:
+    """A time as ISO 8601 with ``Z``."""
+    return moment.isoformat().replace("+00:00", "Z")
