@@ -95,8 +95,8 @@ class HttpConnector:
         self.policy = dataclasses.replace(
             policy, allow_private=policy.allow_private or bool(config.get("allow_private"))
         )
-        # Without a client of our own the guard's shared one is used: it keeps no cookies
-        # and ignores proxy variables, which a fresh httpx.Client would not.
+        # Without a client of our own the guard's pooled transport is used: it keeps no
+        # cookies and ignores proxy variables, which a fresh httpx.Client would not.
         self._client = client
 
     def url_for(self, path: str) -> str:

@@ -6,6 +6,9 @@ then sent to the address that was checked — the URL's host is replaced by the 
 ``Host`` header and TLS SNI keep the real name — so DNS cannot change between the check
 and the connect (DNS rebinding). Redirects are followed by hand, each hop re-checked.
 The body is streamed and cut off at ``max_response_bytes``.
+
+Requests go through the pooled keep-alive ``http.client`` transport of
+``connectors.outbound_pool``, or through the ``httpx.Client`` a caller passes.
 """
 
 from __future__ import annotations
@@ -13,14 +16,13 @@ from __future__ import annotations
 import ipaddress
 import json as jsonlib
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
 
+from connectors import outbound_pool
 from connectors.errors import (
     ConnectFailed,
     ConnectorError,
@@ -119,10 +121,7 @@ def check_url(url: str | httpx.URL, policy: OutboundPolicy) -> list[str]:
     Raises OutboundRefused for a bad scheme, a missing host or a private address (unless
     allowed), and ConnectFailed when the host does not resolve.
     """
-    try:
-        target = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise OutboundRefused(f"invalid URL: {exc}", url=str(url)) from None
+    target = _parse(url)
     allowed = ("http", "https") if policy.allow_http else ("https",)
     if target.scheme not in allowed:
         raise OutboundRefused(f"scheme {target.scheme or '(none)'!r} not allowed", url=str(url))
@@ -144,19 +143,11 @@ def check_url(url: str | httpx.URL, policy: OutboundPolicy) -> list[str]:
     return addresses
 
 
-_client: httpx.Client | None = None
-_client_lock = threading.Lock()
-
-
-def _shared_client() -> httpx.Client:
-    """One client for the process: building one per request costs ~30x in TLS setup."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            # No cookie jar shared between unrelated targets; no proxies from the environment.
-            no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-            _client = httpx.Client(trust_env=False, cookies=no_cookies)
-        return _client
+def _parse(url: str | httpx.URL) -> httpx.URL:
+    try:
+        return httpx.URL(url)  # an httpx.URL is not parsed again
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise OutboundRefused(f"invalid URL: {exc}", url=str(url)) from None
 
 
 def send_request(
@@ -173,10 +164,11 @@ def send_request(
 ) -> OutboundResponse:
     """Send one request through the guard and return the response (any status).
 
+    Without ``client`` the pooled keep-alive transport of ``outbound_pool`` sends it (no
+    cookies kept, no proxies from the environment); with one, that ``httpx.Client`` does.
     Raises OutboundRefused, ConnectFailed or ResponseTooLarge; never raises for a status
     code (the caller decides: see ``raise_for_status``).
     """
-    http = client or _shared_client()
     seconds = policy.timeout if timeout is None else timeout
     deadline = time.monotonic() + seconds
     started = time.perf_counter()
@@ -184,35 +176,53 @@ def send_request(
     sent_headers = {k: v for k, v in (headers or {}).items() if k.lower() != "host"}
     current = str(url)
     for hop in range(policy.max_redirects + 1):
-        addresses = check_url(current, policy)
-        request = http.build_request(
-            method,
-            current,
-            headers=sent_headers,
-            params=params if hop == 0 else None,
-            content=content,
-            json=json,
-            timeout=httpx.Timeout(seconds),
-        )
-        response, body, address = _send_pinned(http, request, addresses, policy, deadline)
-        if response.status_code not in REDIRECT_STATUSES or "location" not in response.headers:
+        target = _parse(current)  # parsed once, for the check and for the request
+        addresses = check_url(target, policy)
+        hop_params = params if hop == 0 else None
+        if client is None:
+            if hop_params is not None:  # as httpx did: params, even {}, replace the query
+                target = httpx.URL(current, params=hop_params)
+            status, got, body, address = outbound_pool.send(
+                method,
+                _pool_target(target),
+                addresses,
+                headers=sent_headers,
+                content=content,
+                json=json,
+                deadline=deadline,
+                max_body=policy.max_response_bytes,
+            )
+        else:
+            request = client.build_request(
+                method,
+                current,
+                headers=sent_headers,
+                params=hop_params,
+                content=content,
+                json=json,
+                timeout=httpx.Timeout(seconds),
+            )
+            response, body, address = _send_pinned(client, request, addresses, policy, deadline)
+            target, status = request.url, response.status_code
+            got = {k.lower(): v for k, v in response.headers.items()}
+        if status not in REDIRECT_STATUSES or "location" not in got:
             return OutboundResponse(
-                status=response.status_code,
-                headers={k.lower(): v for k, v in response.headers.items()},
+                status=status,
+                headers=got,
                 body=body,
-                url=str(request.url),
+                url=str(target),
                 elapsed_ms=(time.perf_counter() - started) * 1000,
                 extra={"redirects": hop, "address": address},
             )
-        following = request.url.join(response.headers["location"])
-        if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+        following = target.join(got["location"])
+        if status == 303 or (status in (301, 302) and method == "POST"):
             method, content, json = "GET", None, None
             sent_headers = {
                 k: v
                 for k, v in sent_headers.items()
                 if k.lower() not in ("content-type", "content-length")
             }
-        origin = (request.url.scheme, request.url.host, request.url.port)
+        origin = (target.scheme, target.host, target.port)
         if (following.scheme, following.host, following.port) != origin:
             # Credentials go only to the origin they were given for.
             sent_headers = {
@@ -222,6 +232,18 @@ def send_request(
             }
         current = str(following)
     raise OutboundRefused(f"more than {policy.max_redirects} redirects", url=str(url))
+
+
+def _pool_target(url: httpx.URL) -> outbound_pool.Target:
+    """What the pooled transport needs of a hop's URL, parsed as the guard parsed it."""
+    return outbound_pool.Target(
+        scheme=url.scheme,
+        host=url.raw_host.decode("ascii").strip("[]"),
+        port=url.port or (443 if url.scheme == "https" else 80),
+        authority=url.netloc.decode("ascii"),
+        path=url.raw_path.decode("ascii"),
+        url=str(url),
+    )
 
 
 def _send_pinned(

@@ -26,8 +26,8 @@ DEPTH_HEADER = "ihook-emit-depth"
 def run_resources(p: Platform, run: Run, event: Event) -> Resources:
     """The resources of one attempt of ``run``.
 
-    No http_client: the outbound guard's shared one (no proxies from the environment, no
-    cookies kept between targets) serves every request.
+    No http_client: the outbound guard's pooled keep-alive transport (no proxies from the
+    environment, no cookies kept between targets) serves every request.
     """
     return Resources(
         connectors=RunConnectors(p),

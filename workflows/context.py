@@ -30,7 +30,7 @@ class Resources:
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     """The policy for requests to plain URLs (``send`` with ``url``)."""
     http_client: httpx.Client | None = None
-    """Shared client for those requests; None makes one per request."""
+    """An httpx client for those requests; None: the guard's pooled keep-alive transport."""
     events: EventSink | None = None
     """Publishes what ``emit`` steps emit; None where no platform runs the workflow."""
 
