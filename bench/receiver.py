@@ -7,6 +7,16 @@ many times it came and when it first arrived (``time.time()``), and answers ``20
 {"ok":true}``. The bench reads what it got from ``GET /_bench/stats`` and
 ``GET /_bench/arrivals`` and clears it with ``POST /_bench/reset``.
 
+Two more routes serve the polling scenario:
+
+- ``POST /bulk/<prefix>``: a bulk body, a JSON array of rows (or an object holding one
+  array, such as ``{"rows": [...]}``). Each row is counted on its own, keyed by
+  ``<prefix>`` + its ``bench_id`` (else its ``id``), so a row sent twice shows up doubled.
+- ``GET /source/items?page=P&per_page=S&total=N``: a paged source of ``N`` items (ids
+  ``item-0`` … ``item-<N-1>``, about 300 bytes each), page ``P`` counted from 1, as
+  ``{"data": [...], "page": P, "total": N}``; a page past the end is empty. Stateless:
+  the pages are computed from the query, and nothing is counted.
+
 Run it as ``python -m bench.receiver --port N``.
 """
 
@@ -26,6 +36,12 @@ ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 
 CLOSE_ANSWER = ANSWER.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n", 1)
 MAX_HEAD = 64 * 1024
 """A request head longer than this closes the connection."""
+BULK = "/bulk/"
+"""Bulk bodies: each row is counted under ``<prefix after /bulk/>`` + its ``bench_id``."""
+SOURCE = "/source/items"
+"""The paged source the polling scenario reads."""
+ITEM_PADDING = "x" * 70
+"""Makes one source item about 300 bytes of JSON."""
 
 
 class Tally:
@@ -38,6 +54,22 @@ class Tally:
     def reset(self) -> None:
         self.counts.clear()
         self.first.clear()
+
+    def note_rows(self, prefix: str, body: bytes) -> int:
+        """Count each row of a bulk body under ``prefix``; how many rows it held."""
+        try:
+            value = json.loads(body)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            value = next((v for v in value.values() if isinstance(v, list)), None)
+        if not isinstance(value, list):
+            self.note(prefix + "!unreadable")
+            return 0
+        for row in value:
+            ident = row.get("bench_id", row.get("id")) if isinstance(row, dict) else None
+            self.note(f"{prefix}{ident}")
+        return len(value)
 
     def note(self, key: str) -> None:
         count = self.counts.get(key)
@@ -101,6 +133,11 @@ class Connection(asyncio.Protocol):
         assert self.transport is not None
         if path.startswith("/_bench/"):
             self.transport.write(self._control(method, path, body))
+        elif path.startswith(SOURCE) and method == "GET":
+            self.transport.write(_json_answer(source_page(path.partition("?")[2]), close))
+        elif path.startswith(BULK) and method in ("POST", "PUT", "PATCH"):
+            self.tally.note_rows(path[len(BULK) :].partition("?")[0], body)
+            self.transport.write(CLOSE_ANSWER if close else ANSWER)
         else:
             self.tally.note(_key(headers, body, path))
             self.transport.write(CLOSE_ANSWER if close else ANSWER)
@@ -121,11 +158,40 @@ class Connection(asyncio.Protocol):
             answer = self.tally.arrivals(prefix)
         else:
             answer = {"error": "unknown control route"}
-        data = json.dumps(answer).encode()
-        return (
-            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-            % (len(data), data)
-        )
+        return _json_answer(json.dumps(answer).encode())
+
+
+def _json_answer(data: bytes, close: bool = False) -> bytes:
+    extra = b"connection: close\r\n" if close else b""
+    return (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s"
+        % (len(data), extra, data)
+    )
+
+
+def source_item(n: int) -> dict[str, Any]:
+    """Item ``n`` of the paged source: about 300 bytes as JSON."""
+    return {
+        "id": f"item-{n}",
+        "seq": n,
+        "status": "completed",
+        "learner": {"external_id": f"m-{n}", "email": f"learner{n}@example.org"},
+        "course": {"code": "CS101", "title": "Introduction to computing"},
+        "updated_at": "2026-11-20T10:00:00Z",
+        "notes": ITEM_PADDING,
+    }
+
+
+def source_page(query: str) -> bytes:
+    """The body of ``GET /source/items?<query>`` (``page`` from 1, ``per_page``, ``total``)."""
+    params = dict(part.partition("=")[::2] for part in query.split("&") if part)
+    page = int(params.get("page") or 1)
+    size = int(params.get("per_page") or 100)
+    total = int(params.get("total") or 0)
+    first = (page - 1) * size
+    items = [source_item(n) for n in range(max(first, 0), min(first + size, total))]
+    body = {"data": items, "page": page, "total": total}
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def _key(headers: dict[str, str], body: bytes, path: str) -> str:

@@ -84,6 +84,8 @@ def summary(outcomes: dict[str, Outcome], generator: str) -> dict[str, Any]:
     ingest = outcomes.get("ingest")
     e2e = outcomes.get("e2e")
     fanout = outcomes.get("fanout")
+    polling = outcomes.get("polling")
+    growth = outcomes.get("growth")
 
     def pick(outcome: Outcome | None, key: str) -> Any:
         return None if outcome is None else outcome.metrics.get(key)
@@ -103,6 +105,12 @@ def summary(outcomes: dict[str, Outcome], generator: str) -> dict[str, Any]:
         "e2e_p99_ms": pick(e2e, "latency_p99_ms"),
         "delivery_rate_per_worker": pick(fanout, "rate_per_worker"),
         "delivery_raw_client_rate": pick(fanout, "raw_rate"),
+        "poll_items_rate": pick(polling, "poll_rate"),
+        "poll_baseline_rate": pick(polling, "poll_baseline_rate"),
+        "transfer_rows_rate": pick(polling, "transfer_rate"),
+        "transfer_baseline_rate": pick(polling, "transfer_baseline_rate"),
+        "growth_ingest_ratio": pick(growth, "ingest_ratio"),
+        "growth_e2e_ratio": pick(growth, "e2e_ratio"),
         "lost": sum(o.lost for o in outcomes.values()),
         "doubled": sum(o.doubled for o in outcomes.values()),
         "checks_failed": failed,

@@ -45,7 +45,7 @@ def run(ctx: Context) -> Outcome:
         if ctx.options.scheduler:
             stack.start_scheduler()
         db = observe.engine(stack)
-        drains = {w: _drain(ctx, out, stack, api, setup, db, w, batch_size) for w in WORKER_COUNTS}
+        drains = {w: drain(ctx, out, stack, api, setup, db, w, batch_size) for w in WORKER_COUNTS}
         live = _live(ctx, out, stack, api, setup, db, live_count, live_rate)
         plain = _plain(ctx, out, stack, setup, batch_size)
         rq = {}
@@ -98,7 +98,7 @@ def _post(api: Api, setup: lms.Lms, prefix: str, count: int, **kw: Any) -> set[s
     return {p.key for p in posted if p.status == 202}
 
 
-def _drain(
+def drain(
     ctx: Context,
     out: Outcome,
     stack: Stack,
@@ -107,10 +107,19 @@ def _drain(
     db: Engine,
     workers: int,
     count: int,
+    *,
+    prefix: str = "",
+    name: str = "e2e",
 ) -> dict[str, Any]:
-    prefix = f"drain{workers}-"
+    """Post ``count`` webhooks with no worker running, then drain them with ``workers``.
+
+    Reusable on any stack (the growth scenario drains on a full database the same way):
+    ``prefix`` makes the batch's ids unique on that stack, ``name`` heads its log lines
+    and checks. The stack's workers must be stopped when it is called; it stops its own.
+    """
+    prefix = f"{prefix}drain{workers}-"
     accepted = _post(api, setup, prefix, count)
-    ctx.log(f"e2e: {len(accepted)} of {count} webhooks accepted; starting {workers} worker(s)")
+    ctx.log(f"{name}: {len(accepted)} of {count} webhooks accepted; starting {workers} worker(s)")
     procs = stack.start_workers(workers)
     stats = observe.wait_received(stack, prefix, len(accepted), cap=max(60.0, count / 5))
     runs = observe.wait_runs_finished(db, accepted)
@@ -127,8 +136,11 @@ def _drain(
         "seconds": round(seconds, 3) if seconds else None,
         "rate": round(len(got) / seconds, 1) if seconds else None,
     }
-    _account(out, db, f"drain {workers}", accepted, got, runs, result)
-    ctx.log(f"e2e: {workers} worker(s): {result['rate']} runs/s ({result['delivered']} delivered)")
+    label = f"drain {workers}" if name == "e2e" else f"{name} drain {workers}"
+    _account(out, db, label, accepted, got, runs, result)
+    ctx.log(
+        f"{name}: {workers} worker(s): {result['rate']} runs/s ({result['delivered']} delivered)"
+    )
     return result
 
 

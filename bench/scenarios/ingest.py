@@ -30,6 +30,8 @@ WARMUP_SECONDS = 2.0
 MAX_RATE = 3000
 """Requests per second the warm-up's request files are sized for; more would repeat ids."""
 P99_TARGET_MS = 50.0
+QUEUE_KEY = "rq:queue:ihook"
+"""The RQ list of ihook's run queue."""
 
 
 def run(ctx: Context) -> Outcome:
@@ -43,7 +45,7 @@ def run(ctx: Context) -> Outcome:
         ctx.log(f"ingest: ihook api and bare endpoint up ({API_WORKERS} sync workers each)")
         targets = {"bare": bare.url + setup.path, "ihook": api.url + setup.path}
         warm, results = measure(ctx, stack, setup, targets, rounds, seconds)
-        _count_checks(out, stack, setup, warm, results)
+        count_checks(out, stack, setup, warm, results)
 
     ihook_rate = _mean([r.rate for r in results["ihook"]])
     bare_rate = _mean([r.rate for r in results["bare"]])
@@ -95,10 +97,12 @@ def measure(
     targets: dict[str, str],
     rounds: int,
     seconds: float,
+    prefix: str = "",
 ) -> tuple[dict[str, LoadResult], dict[str, list[LoadResult]]]:
     """Warm each target up, then load them in turn for ``rounds`` rounds.
 
-    Each load run sends requests no other run sent (fresh ids). Reusable on any stack
+    Each load run sends requests no other run sent (fresh ids, each starting with
+    ``prefix``: give another one to measure the same stack again). Reusable on any stack
     (the growth scenario measures a full database the same way).
     """
     results: dict[str, list[LoadResult]] = {name: [] for name in targets}
@@ -110,7 +114,7 @@ def measure(
         nonlocal files
         files += 1
         count = int(max_rate * duration) + 1000
-        batch = signed_batch(setup.secret, f"{target}{files}-", count)
+        batch = signed_batch(setup.secret, f"{prefix}{target}{files}-", count)
         path = write_requests(stack.root / f"requests-{files}.txt", batch)
         generator = ctx.options.generator
         try:
@@ -137,29 +141,35 @@ def measure(
     return warm, results
 
 
-def _count_checks(
+def count_checks(
     out: Outcome,
     stack: Stack,
     setup: lms.Lms,
     warm: dict[str, LoadResult],
     results: dict[str, list[LoadResult]],
+    *,
+    before: tuple[int, ...] | None = None,
+    name: str = "ihook",
 ) -> None:
     """Every 202 has its event, run and job; none is doubled.
 
     wrk stops reading answers when its time is up, so up to ``CONNECTIONS`` requests of
     each load run were handled without their answer being counted: the stored counts may
-    exceed the 202s by that much, never fall short of them.
+    exceed the 202s by that much, never fall short of them. ``before``: ``stored(...)``
+    taken before ``measure``, when the stack already held events and runs (only what was
+    added since is counted). The bare checks run when ``bare`` was a target.
     """
     ihook_runs = [warm["ihook"], *results["ihook"]]
-    bare_runs = [warm["bare"], *results["bare"]]
+    bare_runs = [warm["bare"], *results["bare"]] if "bare" in results else []
     cut_off = CONNECTIONS * len(ihook_runs)
     accepted = sum(r.count(202) for r in ihook_runs)
     duplicates = sum(r.count(200) for r in ihook_runs)
     other = sum(r.requests - r.count(202) - r.count(200) for r in ihook_runs)
     engine = create_engine(stack.database_url)
-    counts = _settled(lambda: _stored(engine, stack, setup))
+    counts = _settled(lambda: stored(engine, stack, setup))
     engine.dispose()
-    events, keys, runs, jobs, pushed = counts
+    base = before or (0,) * len(counts)
+    events, keys, runs, jobs, pushed = (now - then for now, then in zip(counts, base, strict=True))
     bare_ok = sum(r.count(202) for r in bare_runs)
     lost = max(0, accepted - events) + max(0, bare_ok - pushed)
     doubled = (events - keys) + max(0, runs - events)
@@ -167,22 +177,33 @@ def _count_checks(
     out.doubled += doubled
     out.check(
         accepted <= events <= accepted + cut_off,
-        f"ihook: {accepted} answered 202, {events} events stored "
+        f"{name}: {accepted} answered 202, {events} events stored "
         f"(at most {cut_off} more: answers the load generator stopped waiting for)",
     )
-    out.check(keys == events, f"ihook: {events} events, {keys} distinct webhook-ids")
-    out.check(runs == events, f"ihook: {events} events, {runs} queued runs")
-    out.check(jobs == runs, f"ihook: {runs} queued runs, {jobs} RQ jobs waiting")
-    out.check(duplicates == 0, f"ihook: {duplicates} answered 200 duplicate (ids repeated)")
-    out.check(other == 0, f"ihook: {other} answered neither 202 nor 200")
-    out.check(
-        bare_ok <= pushed <= bare_ok + cut_off, f"bare: {bare_ok} answered 202, {pushed} pushed"
-    )
+    out.check(keys == events, f"{name}: {events} events, {keys} distinct webhook-ids")
+    out.check(runs == events, f"{name}: {events} events, {runs} queued runs")
+    _jobs_check(out, stack, name, runs, jobs, counts[3])
+    out.check(duplicates == 0, f"{name}: {duplicates} answered 200 duplicate (ids repeated)")
+    out.check(other == 0, f"{name}: {other} answered neither 202 nor 200")
+    if bare_runs:
+        out.check(
+            bare_ok <= pushed <= bare_ok + cut_off,
+            f"bare: {bare_ok} answered 202, {pushed} pushed",
+        )
     errors = sum(r.errors for r in ihook_runs + bare_runs)
-    out.check(errors == 0, f"{errors} connection errors or timeouts")
+    lead = "" if name == "ihook" else f"{name}: "
+    out.check(errors == 0, f"{lead}{errors} connection errors or timeouts")
 
 
-def _stored(engine: Engine, stack: Stack, setup: lms.Lms) -> tuple[int, ...]:
+def _jobs_check(out: Outcome, stack: Stack, name: str, runs: int, jobs: int, waiting: int) -> None:
+    """The queued runs will reach a worker: a drain job waits in the queue for them all."""
+    out.check(
+        waiting >= 1 or runs == 0,
+        f"{name}: {runs} queued runs, {waiting} drain job(s) waiting to wake a worker",
+    )
+
+
+def stored(engine: Engine, stack: Stack, setup: lms.Lms) -> tuple[int, ...]:
     """Events, their distinct dedupe keys, runs, RQ jobs waiting, bare bodies pushed."""
     with engine.connect() as conn:
         mine = Event.endpoint_id == setup.endpoint_id
@@ -190,7 +211,7 @@ def _stored(engine: Engine, stack: Stack, setup: lms.Lms) -> tuple[int, ...]:
         keys = conn.scalar(select(func.count(distinct(Event.dedupe_key))).where(mine)) or 0
         runs = conn.scalar(select(func.count()).select_from(Run)) or 0
     redis = stack.redis()
-    return events, keys, runs, redis.llen("rq:queue:ihook"), redis.llen(BARE_LIST)
+    return events, keys, runs, redis.llen(QUEUE_KEY), redis.llen(BARE_LIST)
 
 
 def _settled(read: Callable[[], tuple[int, ...]], timeout: float = 15.0) -> tuple[int, ...]:
