@@ -63,6 +63,12 @@ class Database:
         self.readers = sessionmaker(
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
         )
+        from ihook.routing import Routing, note_changes  # it needs the models
+
+        self.routing = Routing()
+        """The configuration every event reads, cached for this process."""
+        note_changes(self.sessions, self.routing)
+        note_changes(self.readers, self.routing)
 
     @property
     def is_sqlite(self) -> bool:

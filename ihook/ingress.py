@@ -32,6 +32,7 @@ from ihook.api.context import platform
 from ihook.ids import new_id
 from ihook.ingress_auth import AuthFailed, check_ip, secret_header_names, verify_request
 from ihook.models import FINISHED, Endpoint, Rejection, Run
+from ihook.routing import snapshot_of
 from ihook.secrets import SecretError, hash_token, redact_headers
 from ihook.services.endpoints import current_secrets
 from ihook.services.events import store_event
@@ -64,7 +65,7 @@ def receive(key: str) -> Response | tuple[Response, int]:
     p = platform()
     try:
         with p.db.read() as session:
-            endpoint = session.scalar(select(Endpoint).where(Endpoint.key_hash == hash_token(key)))
+            endpoint = snapshot_of(session).endpoint(hash_token(key))
     except SQLAlchemyError as exc:
         log.error("ingress: database unavailable: %s", exc)
         return _answer(Refused(503, "the database cannot take events right now"))

@@ -14,7 +14,7 @@ from ihook.models import Event, Run, RunStatus, WorkflowVersion, utcnow
 from ihook.platform import Platform
 from ihook.queue import DRAIN_SECONDS, WorkQueue
 from ihook.resources import run_resources
-from ihook.services.deliveries import has_listeners
+from ihook.routing import snapshot_of
 from ihook.services.events import Accepted, add_event
 from ihook.services.runs import backoff, claim_next, claim_run, finish_run
 from ihook.settings import Settings
@@ -138,7 +138,7 @@ def _tell_outcome(
     if result.status not in ("succeeded", "failed") or event.type.startswith("run."):
         return None
     event_type = f"run.{result.status}"
-    if not has_listeners(session, event_type):
+    if not snapshot_of(session).has_listeners(event_type):
         return None
     data = {
         "run_id": run.id,

@@ -8,6 +8,7 @@ from ihook.models.base import Base, JSONType, UTCDateTime, utcnow
 from ihook.models.core import (
     FINISHED,
     ApiToken,
+    ConfigGeneration,
     Connector,
     Endpoint,
     EndpointWorkflow,
@@ -32,6 +33,7 @@ __all__ = [
     "FINISHED",
     "ApiToken",
     "Cleanup",
+    "ConfigGeneration",
     "Base",
     "Connector",
     "Delivery",

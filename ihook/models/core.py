@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -212,3 +213,12 @@ class Rejection(Base):
     reason: Mapped[str] = mapped_column(Text)
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     headers: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+
+
+class ConfigGeneration(Base):
+    """One row: a counter every change to the configuration increments (``ihook.routing``)."""
+
+    __tablename__ = "config_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -23,11 +23,10 @@ from ihook.models import (
     DeliveryStatus,
     Event,
     Subscription,
-    Workflow,
     utcnow,
 )
+from ihook.routing import snapshot_of
 from ihook.services.common import fetch, page
-from ihook.services.subscriptions import matches
 from workflows import expressions
 from workflows.errors import WorkflowError
 
@@ -59,12 +58,7 @@ def add_deliveries(session: Session, event: Event) -> list[str]:
     A subscription whose filter or mapping cannot be evaluated for this event still gets
     its delivery, stored ``failed`` with the reason, so the failure is seen, not dropped.
     """
-    subscriptions = session.scalars(
-        select(Subscription)
-        .where(Subscription.enabled.is_(True), Subscription.environment == event.environment)
-        .order_by(Subscription.id)
-    ).all()
-    wanted = [sub for sub in subscriptions if matches(sub, event.type)]
+    wanted = snapshot_of(session).subscribers(event.environment, event.type)
     if not wanted:
         return []
     document = event_document(event)
@@ -94,17 +88,6 @@ def add_deliveries(session: Session, event: Event) -> list[str]:
         if not error:
             to_send.append(delivery.id)
     return to_send
-
-
-def has_listeners(session: Session, event_type: str) -> bool:
-    """Whether an enabled workflow or subscription would act on an event of this type."""
-    workflow = session.scalar(
-        select(Workflow.id).where(Workflow.event_type == event_type, Workflow.enabled.is_(True))
-    )
-    if workflow is not None:
-        return True
-    patterns = session.scalars(select(Subscription).where(Subscription.enabled.is_(True))).all()
-    return any(matches(sub, event_type) for sub in patterns)
 
 
 def payload(sub: Subscription, document: dict[str, Any]) -> dict[str, Any]:

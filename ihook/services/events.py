@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ihook.db import Database
 from ihook.ids import new_id
-from ihook.models import EndpointWorkflow, Event, Run, Workflow, utcnow
+from ihook.models import Event, Run, Workflow, utcnow
+from ihook.routing import snapshot_of
 from ihook.services.common import fetch, page
 from ihook.services.deliveries import add_deliveries
 
@@ -111,7 +112,7 @@ def add_event(
     )
     session.add(event)
     if workflow_id is None:
-        workflows = _triggered_workflows(session, endpoint_id, type, poller)
+        workflows = snapshot_of(session).triggered(endpoint_id, type, poller)
     else:
         workflow = fetch(session, Workflow, workflow_id, f"workflow {workflow_id} not found")
         workflows = [(workflow.id, workflow.version)]
@@ -126,7 +127,7 @@ def replay_event(session: Session, event_id: str) -> list[str]:
     poller = (
         event.source.removeprefix(POLLER_SOURCE) if event.source.startswith(POLLER_SOURCE) else None
     )
-    workflows = _triggered_workflows(session, event.endpoint_id, event.type, poller)
+    workflows = snapshot_of(session).triggered(event.endpoint_id, event.type, poller)
     runs = _queue_runs(session, event.id, workflows)
     return [run.id for run in runs]
 
@@ -162,26 +163,6 @@ def list_events(
 def _find_duplicate(session: Session, endpoint_id: str | None, key: str) -> str | None:
     query = select(Event.id).where(Event.endpoint_id == endpoint_id, Event.dedupe_key == key)
     return session.scalar(query)
-
-
-def _triggered_workflows(
-    session: Session, endpoint_id: str | None, event_type: str, poller: str | None = None
-) -> list[tuple[str, int]]:
-    """``(id, version)`` of enabled workflows bound to the endpoint, event type or poller."""
-    triggered = Workflow.event_type == event_type
-    if poller is not None:
-        triggered = or_(triggered, Workflow.poller == poller)
-    if endpoint_id is not None:
-        bound = select(EndpointWorkflow.workflow_id).where(
-            EndpointWorkflow.endpoint_id == endpoint_id
-        )
-        triggered = or_(triggered, Workflow.id.in_(bound))
-    query = (
-        select(Workflow.id, Workflow.version)
-        .where(triggered, Workflow.enabled.is_(True))
-        .order_by(Workflow.id)
-    )
-    return [(wf, version) for wf, version in session.execute(query).all()]
 
 
 def _queue_runs(session: Session, event_id: str, workflows: list[tuple[str, int]]) -> list[Run]:
