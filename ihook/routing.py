@@ -46,6 +46,7 @@ CONFIG_TABLES = frozenset(
 """Tables whose changes increment the configuration generation."""
 MAX_AGE = 60.0
 """Seconds after which a snapshot is reloaded even if the counter has not moved."""
+GENERATION_SQL = "SELECT value FROM config_generation WHERE id = 1"
 CHANGED = "ihook_config_changed"
 SNAPSHOT = "ihook_snapshot"
 ROUTING = "ihook_routing"
@@ -117,7 +118,7 @@ class Routing:
         held = session.info.get(SNAPSHOT)
         if held is not None and not session.info.get(CHANGED):
             return held
-        generation = session.scalar(select(ConfigGeneration.value)) or 0
+        generation = read_generation(session)
         snapshot = self._snapshot
         fresh = snapshot is not None and time.monotonic() - snapshot.loaded_at < MAX_AGE
         if snapshot is None or snapshot.generation != generation or not fresh:
@@ -133,8 +134,14 @@ def snapshot_of(session: Session) -> Snapshot:
     """The snapshot for ``session``: cached when the session comes from ``Database``."""
     routing = session.info.get(ROUTING)
     if routing is None:
-        return load(session, session.scalar(select(ConfigGeneration.value)) or 0)
+        return load(session, read_generation(session))
     return routing.current(session)
+
+
+def read_generation(session: Session) -> int:
+    """The configuration generation, read in ``session``'s transaction (plain SQL: cheap)."""
+    result = session.connection().exec_driver_sql(GENERATION_SQL)
+    return result.scalar() or 0
 
 
 def load(session: Session, generation: int) -> Snapshot:

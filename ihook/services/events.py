@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,18 @@ from ihook.routing import snapshot_of
 from ihook.services.common import fetch, page
 from ihook.services.deliveries import add_deliveries
 
+EVENT_COLUMNS = (
+    "id",
+    "type",
+    "source",
+    "endpoint_id",
+    "data",
+    "headers",
+    "dedupe_key",
+    "environment",
+    "received_at",
+)
+"""The columns ``add_event`` writes."""
 POLLER_SOURCE = "poller:"
 """Events a poller stores have the source ``poller:<name>``."""
 
@@ -51,11 +63,7 @@ def store_event(
     errors when the database cannot take it.
     """
     try:
-        with db.session() as session:
-            if dedupe_key is not None:
-                seen = _find_duplicate(session, endpoint_id, dedupe_key)
-                if seen:
-                    return Accepted(seen, duplicate=True)
+        with db.session() as session:  # the unique index finds a repeat: no query first
             return add_event(
                 session,
                 type=type,
@@ -71,7 +79,7 @@ def store_event(
     except IntegrityError:
         if dedupe_key is None:
             raise
-        with db.session() as session:  # lost a race with the same delivery
+        with db.read() as session:  # a repeat, or lost a race with the same delivery
             seen = _find_duplicate(session, endpoint_id, dedupe_key)
         if seen is None:
             raise
@@ -99,6 +107,7 @@ def add_event(
     subscription of the event's environment that matches it.
     The commit is the caller's, and so is enqueueing what is returned after it.
     """
+    snapshot = snapshot_of(session)
     event = Event(
         id=new_id("evt"),
         type=type,
@@ -110,15 +119,16 @@ def add_event(
         environment=environment,
         received_at=utcnow(),
     )
-    session.add(event)
+    # Core inserts: the same rows as the unit of work would write, at a fraction of its cost.
+    session.execute(insert(Event), [{c: getattr(event, c) for c in EVENT_COLUMNS}])
     if workflow_id is None:
-        workflows = snapshot_of(session).triggered(endpoint_id, type, poller)
+        workflows = snapshot.triggered(endpoint_id, type, poller)
     else:
         workflow = fetch(session, Workflow, workflow_id, f"workflow {workflow_id} not found")
         workflows = [(workflow.id, workflow.version)]
-    runs = _queue_runs(session, event.id, workflows)
+    run_ids = _queue_runs(session, event.id, workflows)
     delivery_ids = add_deliveries(session, event)
-    return Accepted(event.id, [run.id for run in runs], delivery_ids=delivery_ids)
+    return Accepted(event.id, run_ids, delivery_ids=delivery_ids)
 
 
 def replay_event(session: Session, event_id: str) -> list[str]:
@@ -128,8 +138,7 @@ def replay_event(session: Session, event_id: str) -> list[str]:
         event.source.removeprefix(POLLER_SOURCE) if event.source.startswith(POLLER_SOURCE) else None
     )
     workflows = snapshot_of(session).triggered(event.endpoint_id, event.type, poller)
-    runs = _queue_runs(session, event.id, workflows)
-    return [run.id for run in runs]
+    return _queue_runs(session, event.id, workflows)
 
 
 def get_event(session: Session, event_id: str) -> Event:
@@ -165,10 +174,12 @@ def _find_duplicate(session: Session, endpoint_id: str | None, key: str) -> str 
     return session.scalar(query)
 
 
-def _queue_runs(session: Session, event_id: str, workflows: list[tuple[str, int]]) -> list[Run]:
-    runs = [
-        Run(id=new_id("run"), workflow_id=wf, workflow_version=version, event_id=event_id)
+def _queue_runs(session: Session, event_id: str, workflows: list[tuple[str, int]]) -> list[str]:
+    """Insert a queued run of each workflow for the event; their ids."""
+    rows = [
+        {"id": new_id("run"), "workflow_id": wf, "workflow_version": version, "event_id": event_id}
         for wf, version in workflows
     ]
-    session.add_all(runs)
-    return runs
+    if rows:
+        session.execute(insert(Run), rows)
+    return [row["id"] for row in rows]
