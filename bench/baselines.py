@@ -127,6 +127,7 @@ def plain_loop(stack: Stack, workflow_id: str, batch: list[Signed]) -> dict[str,
     from ihook.models import Event, Run, WorkflowVersion, utcnow
     from ihook.platform import Platform
     from ihook.resources import run_resources
+    from ihook.routing import snapshot_of
     from ihook.settings import Settings
     from workflows import run_workflow
 
@@ -139,6 +140,7 @@ def plain_loop(stack: Stack, workflow_id: str, batch: list[Signed]) -> dict[str,
         ).first()
         assert version is not None
         definition = version.definition
+        snapshot = snapshot_of(session)  # the configuration, as a worker reads it per run
     events = [
         Event(
             id=new_id("evt"),
@@ -157,7 +159,7 @@ def plain_loop(stack: Stack, workflow_id: str, batch: list[Signed]) -> dict[str,
         result = run_workflow(
             definition,
             event_document(event),
-            resources=run_resources(platform, run, event),
+            resources=run_resources(platform, run, event, snapshot),
             run={"id": run.id, "attempt": 1},
         )
         status = str(result.status)

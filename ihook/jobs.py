@@ -14,7 +14,7 @@ from ihook.models import Event, Run, RunStatus, WorkflowVersion, utcnow
 from ihook.platform import Platform
 from ihook.queue import DRAIN_SECONDS, WorkQueue
 from ihook.resources import run_resources
-from ihook.routing import snapshot_of
+from ihook.routing import Snapshot, snapshot_of
 from ihook.services.events import Accepted, add_event
 from ihook.services.runs import backoff, claim_next, claim_run, finish_run
 from ihook.settings import Settings
@@ -52,14 +52,13 @@ def drain_runs(not_before: float | None = None) -> str:
     done = 0
     while time.monotonic() - started < DRAIN_SECONDS:
         with p.db.session() as session:
-            run, more = claim_next(session, timeout=p.settings.run_timeout)
+            run, more = claim_next(session, timeout=p.settings.run_timeout, more=done == 0)
             if run is None:
                 return f"{done} run(s)"
-            event = session.get(Event, run.event_id)
-            version = session.get(WorkflowVersion, (run.workflow_id, run.workflow_version))
-        if more and done == 0:
+            work = _load(session, run)
+        if more:
             p.queue.wake()  # a backlog: let every free worker join in
-        _execute(p, run, event, version)
+        _execute(p, run, *work)
         done += 1
     p.queue.wake()
     return f"{done} run(s), more left"
@@ -76,12 +75,35 @@ def execute_run(run_id: str) -> str:
         run = claim_run(session, run_id, timeout=p.settings.run_timeout)
         if run is None:
             return "not claimed: already taken, finished or not yet due"
-        event = session.get(Event, run.event_id)
-        version = session.get(WorkflowVersion, (run.workflow_id, run.workflow_version))
-    return _execute(p, run, event, version)
+        work = _load(session, run)
+    return _execute(p, run, *work)
 
 
-def _execute(p: Platform, run: Run, event: Event | None, version: WorkflowVersion | None) -> str:
+_versions: dict[tuple[str, int], WorkflowVersion] = {}
+"""Workflow versions this process has read: a version never changes once saved."""
+
+
+def _load(session: Session, run: Run) -> tuple[Event | None, WorkflowVersion | None, Snapshot]:
+    """What a claimed run needs: its event, its workflow version, the configuration."""
+    key = (run.workflow_id, run.workflow_version)
+    version = _versions.get(key)
+    if version is None:
+        version = session.get(WorkflowVersion, key)
+        if version is not None:
+            session.expunge(version)
+            if len(_versions) > 1000:
+                _versions.clear()
+            _versions[key] = version
+    return session.get(Event, run.event_id), version, snapshot_of(session)
+
+
+def _execute(
+    p: Platform,
+    run: Run,
+    event: Event | None,
+    version: WorkflowVersion | None,
+    snapshot: Snapshot,
+) -> str:
     """Run a claimed run and store its outcome; say what happened."""
     if event is None or version is None:
         with p.db.session() as session:
@@ -90,7 +112,7 @@ def _execute(p: Platform, run: Run, event: Event | None, version: WorkflowVersio
             )
         return "failed"
     try:
-        resources = run_resources(p, run, event)
+        resources = run_resources(p, run, event, snapshot)
         result = run_workflow(
             version.definition,
             event_document(event),
@@ -118,7 +140,7 @@ def _execute(p: Platform, run: Run, event: Event | None, version: WorkflowVersio
         )
         told = None
         if kept and retry_in is None:
-            told = _tell_outcome(session, run, version, event, result)
+            told = _tell_outcome(session, snapshot, run, version, event, result)
     if told is not None:
         p.dispatch(told)
     if kept and retry_in is not None:
@@ -128,7 +150,12 @@ def _execute(p: Platform, run: Run, event: Event | None, version: WorkflowVersio
 
 
 def _tell_outcome(
-    session: Session, run: Run, version: WorkflowVersion, event: Event, result: RunResult
+    session: Session,
+    snapshot: Snapshot,
+    run: Run,
+    version: WorkflowVersion,
+    event: Event,
+    result: RunResult,
 ) -> Accepted | None:
     """Publish ``run.succeeded`` / ``run.failed`` in the run's last transaction, if wanted.
 
@@ -138,7 +165,7 @@ def _tell_outcome(
     if result.status not in ("succeeded", "failed") or event.type.startswith("run."):
         return None
     event_type = f"run.{result.status}"
-    if not snapshot_of(session).has_listeners(event_type):
+    if not snapshot.has_listeners(event_type):  # as of the run's start
         return None
     data = {
         "run_id": run.id,

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import select
-
 from connectors import RecordsConnector, build_connector
 from ihook.errors import Invalid
-from ihook.models import Connector, Event, Run
+from ihook.models import Event, Run
 from ihook.platform import Platform
+from ihook.routing import Snapshot
 from ihook.services.connectors import full_config
 from ihook.services.event_types import check_data
 from ihook.services.events import store_event
@@ -23,50 +22,55 @@ DEPTH_HEADER = "ihook-emit-depth"
 """Header of an emitted event that counts the chain it belongs to."""
 
 
-def run_resources(p: Platform, run: Run, event: Event) -> Resources:
-    """The resources of one attempt of ``run``.
+def run_resources(p: Platform, run: Run, event: Event, snapshot: Snapshot) -> Resources:
+    """The resources of one attempt of ``run``, its connectors as of ``snapshot``.
 
     No http_client: the outbound guard's pooled keep-alive transport (no proxies from the
     environment, no cookies kept between targets) serves every request.
     """
     return Resources(
-        connectors=RunConnectors(p),
+        connectors=RunConnectors(p, snapshot),
         outbound=p.outbound,
         events=RunEvents(p, run, event),
     )
 
 
-class RunConnectors(Mapping[str, Any]):
-    """A run's connectors by name, each read and built when a step first asks for it.
+_built: dict[str, tuple[tuple[str, Any], Any]] = {}
+"""Connectors this process has built, by name, with the row version they were built from."""
 
-    Lazily, so a run that uses no connector costs no query, and one misconfigured
-    connector fails only the steps that use it, as a step error in the run log.
+
+class RunConnectors(Mapping[str, Any]):
+    """A run's connectors by name, each built when a step first asks for it.
+
+    A connector is built (its secrets decrypted, its config checked) once per process and
+    version of its row, then shared by the runs that use it. One misconfigured connector
+    fails only the steps that use it, as a step error in the run log.
     """
 
-    def __init__(self, p: Platform):
+    def __init__(self, p: Platform, snapshot: Snapshot):
         self._platform = p
-        records = RecordsConnector(SqlRecordStore(p.db, p.dispatch))
-        self._built: dict[str, Any] = {"records": records}
+        self._rows = snapshot.connectors
+        self._records = RecordsConnector(SqlRecordStore(p.db, p.dispatch))
 
     def __getitem__(self, name: str) -> Any:
-        if name not in self._built:
-            with self._platform.db.read() as session:
-                row = session.scalar(select(Connector).where(Connector.name == name))
-            if row is None:
-                raise KeyError(name)
+        if name == "records":
+            return self._records
+        row = self._rows.get(name)
+        if row is None:
+            raise KeyError(name)
+        version = (row.id, row.updated_at)
+        built = _built.get(name)
+        if built is None or built[0] != version:
             config = full_config(row, self._platform.vault)
-            self._built[name] = build_connector(row.kind, config, policy=self._platform.outbound)
-        return self._built[name]
-
-    def _names(self) -> set[str]:
-        with self._platform.db.read() as session:
-            return {"records", *session.scalars(select(Connector.name))}
+            connector = build_connector(row.kind, config, policy=self._platform.outbound)
+            _built[name] = built = (version, connector)
+        return built[1]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
+        return iter({"records", *self._rows})
 
     def __len__(self) -> int:
-        return len(self._names())
+        return len({"records", *self._rows})
 
 
 class RunEvents:

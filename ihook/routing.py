@@ -1,15 +1,16 @@
 """What every event reads, kept in memory per process: endpoints, triggers, subscriptions.
 
 Each webhook reads the endpoint it came to, the workflows it triggers and the
-subscriptions that may want it; each finished run asks whether anything listens for
-``run.*``. These change rarely, so a process keeps a ``Snapshot`` of them for as long as
-the *configuration generation* stays the same: a counter in the database
-(``config_generation``) that the transaction of every change to endpoints, workflows,
-bindings, subscriptions, event types or connectors increments (``note_changes`` hooks
-that into every session, so no service can forget it). Reading the counter is one
-single-row query per transaction, instead of a query per endpoint, trigger and
-subscription lookup. A snapshot is reloaded after ``MAX_AGE`` seconds whatever the
-counter says, so even a change made by hand in the database is seen within a minute.
+subscriptions that may want it; each run reads its connectors and, finished, asks
+whether anything listens for ``run.*``. These change rarely, so a process keeps a
+``Snapshot`` of them for as long as the *configuration generation* stays the same: a
+counter in the database (``config_generation``) that the transaction of every change to
+endpoints, workflows, bindings, subscriptions, event types or connectors increments
+(``note_changes`` hooks that into every session, so no service can forget it). Reading
+the counter is one single-row query per transaction, instead of a query per endpoint,
+trigger and subscription lookup. A snapshot is reloaded after ``MAX_AGE`` seconds
+whatever the counter says, so even a change made by hand in the database is seen within
+a minute.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from ihook.models import (
     ConfigGeneration,
+    Connector,
     Endpoint,
     EndpointWorkflow,
     Subscription,
@@ -74,6 +76,8 @@ class Snapshot:
     """Enabled workflows triggered by each poller name."""
     subscriptions: list[Subscription] = field(default_factory=list)
     """Enabled subscriptions, by id."""
+    connectors: dict[str, Connector] = field(default_factory=dict)
+    """Every connector, by name."""
     loaded_at: float = 0.0
 
     def endpoint(self, key_hash: str) -> Endpoint | None:
@@ -171,7 +175,8 @@ def load(session: Session, generation: int) -> Snapshot:
             select(Subscription).where(Subscription.enabled.is_(True)).order_by(Subscription.id)
         )
     )
-    for obj in (*endpoints, *subscriptions):
+    connectors = list(session.scalars(select(Connector)))
+    for obj in (*endpoints, *subscriptions, *connectors):
         session.expunge(obj)
     return Snapshot(
         generation=generation,
@@ -180,6 +185,7 @@ def load(session: Session, generation: int) -> Snapshot:
         by_type=by_type,
         by_poller=by_poller,
         subscriptions=subscriptions,
+        connectors={c.name: c for c in connectors},
         loaded_at=time.monotonic(),
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from ihook.errors import Conflict
@@ -83,24 +83,70 @@ def claim_run(session: Session, run_id: str, *, timeout: int) -> Run | None:
     return session.get(Run, run_id)
 
 
-def claim_next(session: Session, *, timeout: int) -> tuple[Run | None, bool]:
-    """Claim the queued run due longest (as ``claim_run``); and whether another waits.
+def claim_next(session: Session, *, timeout: int, more: bool = False) -> tuple[Run | None, bool]:
+    """Claim the queued run due longest (as ``claim_run``); with ``more``, say whether
+    another is due too.
 
-    On PostgreSQL rows other workers are claiming are skipped (``SKIP LOCKED``); on
-    SQLite the write transaction already keeps other workers out.
+    One ``UPDATE … WHERE id = (SELECT … LIMIT 1) RETURNING``; on PostgreSQL the inner
+    select skips rows other workers are claiming (``SKIP LOCKED``), on SQLite the write
+    transaction already keeps them out. The run comes back detached, not in the session.
     """
-    query = (
-        select(Run.id)
-        .where(Run.status == RunStatus.queued, Run.next_attempt_at <= utcnow())
-        .order_by(Run.next_attempt_at)
-        .limit(2)
+    now = utcnow()
+    postgres = session.get_bind().dialect.name == "postgresql"
+    claim = _CLAIM_LOCKED if postgres else _CLAIM
+    row = (
+        session.connection()
+        .execute(claim, {"now": now, "deadline": now + timedelta(seconds=timeout)})
+        .first()
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    due = list(session.scalars(query))
-    if not due:
+    if row is None:
         return None, False
-    return claim_run(session, due[0], timeout=timeout), len(due) > 1
+    run = Run(**row._asdict())
+    another = more and session.connection().execute(_ANOTHER, {"now": now}).first() is not None
+    return run, another
+
+
+def _claim_statement(*, skip_locked: bool) -> Any:
+    due = (
+        select(Run.id)
+        .where(Run.status == RunStatus.queued, Run.next_attempt_at <= bindparam("now"))
+        .order_by(Run.next_attempt_at)
+        .limit(1)
+    )
+    if skip_locked:
+        due = due.with_for_update(skip_locked=True)
+    table = Run.__table__
+    return (
+        update(table)
+        .where(table.c.id == due.scalar_subquery())
+        .values(
+            status=RunStatus.running,
+            attempt=table.c.attempt + 1,
+            started_at=bindparam("now"),
+            deadline_at=bindparam("deadline"),
+        )
+        .returning(*(table.c[name] for name in CLAIMED_COLUMNS))
+    )
+
+
+CLAIMED_COLUMNS = (
+    "id",
+    "workflow_id",
+    "workflow_version",
+    "event_id",
+    "status",
+    "attempt",
+    "started_at",
+    "deadline_at",
+)
+"""What a claim returns of the run: all its work needs."""
+_CLAIM = _claim_statement(skip_locked=False)
+_CLAIM_LOCKED = _claim_statement(skip_locked=True)
+_ANOTHER = (
+    select(Run.id)
+    .where(Run.status == RunStatus.queued, Run.next_attempt_at <= bindparam("now"))
+    .limit(1)
+)
 
 
 def finish_run(
