@@ -1,7 +1,7 @@
 """A delivering worker's manners: slow receivers, failing subscriptions, error e-mails.
 
 One slow receiver must not hold every worker. Each subscription may have at most
-``MAX_PARALLEL`` attempts in flight across all workers, and only one while its recent
+``MAX_PARALLEL`` deliveries claimed across all workers, and only one while its recent
 attempts are slow (answers over ``SLOW_SECONDS`` or timeouts). The counts live in Redis
 (``ihook:inflight:<subscription>``, ``ihook:slow:<subscription>``); without Redis there is
 no limit, because sending matters more than fairness.
@@ -35,7 +35,10 @@ SLOW_SECONDS = 2.0
 """An attempt slower than this marks its subscription slow for ``SLOW_FOR`` seconds."""
 SLOW_FOR = 300
 MAX_PARALLEL = 8
-"""Attempts at one subscription in flight at once, across workers; 1 while it is slow."""
+"""Deliveries of one subscription claimed at once, across workers; 1 while it is slow.
+
+No more than a worker's sending threads (``sender.SEND_THREADS``), so what a worker
+claims of one subscription is being sent, not waiting behind a slow receiver."""
 INFLIGHT_TTL = 120
 """Seconds an in-flight count outlives its last change (a worker that died mid-send)."""
 
@@ -48,23 +51,26 @@ def _slow(subscription_id: str) -> str:
     return f"ihook:slow:{subscription_id}"
 
 
-def take_slots(p: Platform, wanted: Counter[str]) -> dict[str, int]:
-    """Count ``wanted[subscription]`` attempts in flight; return how many each may make.
+def take_slots(p: Platform, wanted: Counter[str]) -> tuple[dict[str, int], set[str]]:
+    """Count ``wanted[subscription]`` attempts in flight; return how many each may make,
+    and which of them are slow.
 
-    What a subscription may not make now is not counted (the caller puts it off).
+    What a subscription may not make now is not counted.
     """
     subs = list(wanted)
     if not subs:
-        return {}
+        return {}, set()
     try:
         with p.redis.pipeline() as pipe:
             for sub in subs:
                 pipe.incrby(_inflight(sub), wanted[sub]).expire(_inflight(sub), INFLIGHT_TTL)
                 pipe.exists(_slow(sub))
             replies = pipe.execute()
-        granted, refused = {}, {}
+        granted, refused, slow_ones = {}, {}, set()
         for i, sub in enumerate(subs):
             count, slow = replies[3 * i], replies[3 * i + 2]
+            if slow:
+                slow_ones.add(sub)
             limit = 1 if slow else MAX_PARALLEL
             over = min(wanted[sub], max(0, count - limit))
             granted[sub] = wanted[sub] - over
@@ -75,26 +81,22 @@ def take_slots(p: Platform, wanted: Counter[str]) -> dict[str, int]:
                 for sub, over in refused.items():
                     pipe.decrby(_inflight(sub), over)
                 pipe.execute()
-        return granted
+        return granted, slow_ones
     except RedisError:
-        return dict(wanted)
+        return dict(wanted), set()
 
 
-def free_slots(p: Platform, done: Counter[str]) -> None:
-    """Count finished attempts out of their subscriptions' in-flight numbers."""
-    if not done:
-        return
-    try:
-        with p.redis.pipeline() as pipe:
-            for sub, count in done.items():
-                pipe.decrby(_inflight(sub), count)
-            pipe.execute()
-    except RedisError:
-        pass
+def note_speed(
+    p: Platform,
+    results: Iterable[tuple[str, DeliveryAttempt]],
+    *,
+    done: Counter[str] | None = None,
+) -> None:
+    """Mark subscriptions slow after a slow or timed-out attempt, unmark them after a quick
+    2xx; then count ``done`` attempts out of their in-flight numbers (one pipeline).
 
-
-def note_speed(p: Platform, results: Iterable[tuple[str, DeliveryAttempt]]) -> None:
-    """Mark subscriptions slow after a slow or timed-out attempt; unmark them after a quick 2xx."""
+    The marks come first, so no worker sees a freed slot before a slow mark.
+    """
     slow, quick = set(), set()
     for sub, attempt in results:
         if _was_slow(attempt):
@@ -107,6 +109,8 @@ def note_speed(p: Platform, results: Iterable[tuple[str, DeliveryAttempt]]) -> N
                 pipe.set(_slow(sub), 1, ex=SLOW_FOR)
             for sub in quick - slow:
                 pipe.delete(_slow(sub))
+            for sub, count in (done or {}).items():
+                pipe.decrby(_inflight(sub), count)
             pipe.execute()
     except RedisError:
         pass

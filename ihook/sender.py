@@ -19,9 +19,12 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
+
+from sqlalchemy.orm import Session
 
 import ihook
 from connectors.errors import ConnectorError
@@ -41,11 +44,15 @@ log = logging.getLogger(__name__)
 EXCERPT_CHARS = 2000
 """How much of a receiver's answer an attempt keeps."""
 SEND_THREADS = 8
-"""Attempts one worker keeps in flight (threads: the waiting is on the network)."""
+"""Attempts one worker makes at once (threads: the waiting is on the network)."""
+MAX_FLYING = 4 * SEND_THREADS
+"""Deliveries one worker holds claimed: being sent, or next in line for a thread."""
 PUT_OFF = timedelta(seconds=1)
 """How long a delivery waits when its subscription has as many in flight as allowed."""
 POLL_SECONDS = 0.2
 """While attempts are in flight, how often the worker looks for more to claim."""
+GATHER_SECONDS = 0.005
+"""After one attempt ends, how long to wait for others to store them in the same turn."""
 
 
 @dataclass
@@ -72,25 +79,35 @@ class Claimed:
 
 
 def drain(p: Platform) -> str:
-    """Make due delivery attempts until none is due (an RQ job's work); say how many."""
+    """Make due delivery attempts until none is due (an RQ job's work); say how many.
+
+    Each turn of the loop is one transaction: it stores the attempts that finished since
+    the last turn and claims as many due deliveries as there is room for.
+    """
     started = time.monotonic()
     flying: dict[Future[DeliveryAttempt], Claimed] = {}
+    finished: list[tuple[Claimed, DeliveryAttempt]] = []
     made = 0
     woke = False
     while True:
-        room = SEND_THREADS - len(flying)
-        if room and time.monotonic() - started < DRAIN_SECONDS:
-            claimed, more = _claim_due(p, room)
+        claiming = time.monotonic() - started < DRAIN_SECONDS
+        room = MAX_FLYING - len(flying) if claiming else 0
+        if room or finished:
+            mine = Counter(item.sub.id for item in flying.values())
+            claimed, more, after = _turn(p, finished, room, mine)
+            made += len(finished)
+            finished = []
+            after()
             if more and not woke:
                 woke = p.deliveries.wake()  # a backlog: let every free worker join in
             for item in claimed:
                 flying[_pool().submit(_attempt, p, item.sub, item.delivery)] = item
         if not flying:
             break
-        done, _ = wait(flying, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-        if done:
-            _finish(p, [(flying.pop(f), f.result()) for f in done])
-            made += len(done)
+        done, rest = wait(flying, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+        if done and rest:  # quick receivers: store the attempts that end together at once
+            done |= wait(rest, timeout=GATHER_SECONDS).done
+        finished = [(flying.pop(f), f.result()) for f in done]
     if time.monotonic() - started >= DRAIN_SECONDS:
         p.deliveries.wake()  # out of time, perhaps not out of work: hand over
     return f"{made} attempt(s)"
@@ -118,7 +135,7 @@ def send_delivery(p: Platform, delivery_id: str, *, single: bool = False) -> str
         with p.db.session() as session:
             service.finish_attempt(session, claimed, attempt, retry_in=None)
         return "delivered" if _ok(attempt) else "failed"
-    return _finish(p, [(Claimed(claimed, sub), attempt)], count_slots=False)[0]
+    return _finish(p, [(Claimed(claimed, sub), attempt)])[0]
 
 
 def attempt_result(p: Platform, delivery_id: str) -> AttemptResult:
@@ -135,62 +152,106 @@ def attempt_result(p: Platform, delivery_id: str) -> AttemptResult:
     )
 
 
-def _claim_due(p: Platform, room: int) -> tuple[list[Claimed], bool]:
-    """Claim up to ``room`` due deliveries, as many per subscription as it may have in
-    flight; put off the rest of a full subscription's. Also: whether more are due."""
+def _turn(
+    p: Platform, finished: list[tuple[Claimed, DeliveryAttempt]], room: int, mine: Counter[str]
+) -> tuple[list[Claimed], bool, Callable[[], object]]:
+    """In one transaction, store ``finished`` and claim up to ``room`` due deliveries.
+
+    Returns the claimed, whether more are due, and what to do after the commit.
+    """
+    _note(p, finished, count_slots=True)  # free their slots before claiming more
     with p.db.session() as session:
-        due = service.due(session, limit=2 * room)
-        if not due:
-            return [], False
-        disabled = [delivery_id for delivery_id, _, enabled in due if not enabled]
-        service.fail_unsent(session, disabled, "not sent: the subscription is disabled")
-        candidates = [(delivery_id, sub) for delivery_id, sub, enabled in due if enabled]
-        wanted = Counter(sub for _, sub in candidates[:room])
-        granted = health.take_slots(p, wanted)
-        chosen, full = [], set()
-        for delivery_id, sub in candidates[:room]:
-            if granted.get(sub, 0) > 0:
-                granted[sub] -= 1
-                chosen.append(delivery_id)
-            else:
-                full.add(sub)
-        held = [d for d, sub in candidates if sub in full]
-        if held:
-            service.put_off(session, held, until=utcnow() + PUT_OFF)
-        deliveries = service.claim_many(session, chosen, timeout=p.settings.delivery_timeout)
-        subs = service.subscriptions_by_id(session, {d.subscription_id for d in deliveries})
+        after = _store(p, session, finished)
+        claimed, more, held = _claim_due(p, session, room, mine) if room else ([], False, False)
     if held:
         p.deliveries.wake_at(utcnow() + PUT_OFF)
+    return claimed, more, after
+
+
+def _claim_due(
+    p: Platform, session: Session, room: int, mine: Counter[str]
+) -> tuple[list[Claimed], bool, bool]:
+    """Claim up to ``room`` due deliveries, as many per subscription as it may have in
+    flight (``mine``: this worker's, by subscription). A subscription that is slow, or
+    that other workers keep full, has its due deliveries put off; one this worker keeps
+    busy keeps them due. Also: whether more are due, and whether some were put off."""
+    due = service.due(session, limit=2 * room)
+    if not due:
+        return [], False, False
+    disabled = [delivery_id for delivery_id, _, enabled in due if not enabled]
+    service.fail_unsent(session, disabled, "not sent: the subscription is disabled")
+    candidates = [(delivery_id, sub) for delivery_id, sub, enabled in due if enabled]
+    wanted = Counter(sub for _, sub in candidates[:room])
+    for sub in wanted:
+        wanted[sub] = min(wanted[sub], max(0, health.MAX_PARALLEL - mine[sub]))
+    granted, slow = health.take_slots(p, +wanted)
+    full = {sub for sub in wanted if not granted.get(sub) and (sub in slow or not mine[sub])}
+    chosen = []
+    for delivery_id, sub in candidates[:room]:
+        if granted.get(sub, 0) > 0:
+            granted[sub] -= 1
+            chosen.append(delivery_id)
+    held = [d for d, sub in candidates if sub in full]
+    if held:
+        service.put_off(session, held, until=utcnow() + PUT_OFF)
+    deliveries = service.claim_many(session, chosen, timeout=_claim_timeout(p))
+    subs = service.subscriptions_by_id(session, {d.subscription_id for d in deliveries})
     more = len(candidates) > len(chosen) + len(held)
-    return [Claimed(d, subs[d.subscription_id]) for d in deliveries], more
+    return [Claimed(d, subs[d.subscription_id]) for d in deliveries], more, bool(held)
 
 
-def _finish(
-    p: Platform, results: list[tuple[Claimed, DeliveryAttempt]], *, count_slots: bool = True
-) -> list[str]:
-    """Store finished attempts in one transaction, then schedule retries and e-mails."""
-    outcomes = []
+def _claim_timeout(p: Platform) -> int:
+    """How long a claimed delivery may take: its own timeout, behind a full queue of them."""
+    return p.settings.delivery_timeout * (MAX_FLYING // SEND_THREADS)
+
+
+def _finish(p: Platform, results: list[tuple[Claimed, DeliveryAttempt]]) -> list[str]:
+    """Store finished attempts in their own transaction, then retries and e-mails."""
+    _note(p, results, count_slots=False)
     with p.db.session() as session:
-        for item, attempt in results:
-            schedule = item.sub.retry_schedule or [0]
-            number = item.delivery.attempts
-            retry_in = schedule[number] if number < len(schedule) else None
-            outcomes.append(
-                service.finish_attempt(session, item.delivery, attempt, retry_in=retry_in)
-            )
-        last = {
-            item.sub.id: (outcome.succeeded, attempt)
-            for (item, attempt), outcome in zip(results, outcomes, strict=True)
-        }
-        for sub_id, (ok, attempt) in last.items():
-            health.note_failing(p, session, sub_id, ok, attempt.error or "")
-    health.note_speed(p, ((item.sub.id, attempt) for item, attempt in results))
-    if count_slots:  # after marking slow ones, so no worker sees a free slot before it
-        health.free_slots(p, Counter(item.sub.id for item, _ in results))
-    said = []
+        after = _store(p, session, results)
+    return after()
+
+
+def _store(
+    p: Platform, session: Session, results: list[tuple[Claimed, DeliveryAttempt]]
+) -> Callable[[], list[str]]:
+    """Store finished attempts in ``session``; what to do once it is committed."""
+    if not results:
+        return list
+    rows = []
+    for item, attempt in results:
+        schedule = item.sub.retry_schedule or [0]
+        number = item.delivery.attempts
+        rows.append((item.delivery, attempt, schedule[number] if number < len(schedule) else None))
+    outcomes = service.finish_attempts(session, rows)
+    last = {}
     for (item, attempt), outcome in zip(results, outcomes, strict=True):
-        said.append(_after(p, item, attempt, outcome))
-    return said
+        last[item.sub.id] = (item.sub, outcome.succeeded, attempt)
+    for sub, ok, attempt in last.values():
+        if not ok or sub.failing_since is not None:  # a streak to start, go on or end
+            health.note_failing(p, session, sub.id, ok, attempt.error or "")
+
+    def after() -> list[str]:
+        return [
+            _after(p, item, attempt, outcome)
+            for (item, attempt), outcome in zip(results, outcomes, strict=True)
+        ]
+
+    return after
+
+
+def _note(
+    p: Platform, results: list[tuple[Claimed, DeliveryAttempt]], *, count_slots: bool
+) -> None:
+    """Tell Redis how the attempts went (slow receivers) and, with ``count_slots``, that
+    they are no longer in flight."""
+    if results:
+        health.note_speed(
+            p,
+            ((item.sub.id, attempt) for item, attempt in results),
+            done=Counter(item.sub.id for item, _ in results) if count_slots else None,
+        )
 
 
 def _after(p: Platform, item: Claimed, attempt: DeliveryAttempt, outcome: service.Outcome) -> str:

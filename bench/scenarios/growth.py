@@ -52,8 +52,8 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 def run(ctx: Context) -> Outcome:
     out = Outcome()
     seed_count = ctx.options.size(10_000, 100_000)
-    batch = ctx.options.size(250, 3000)
-    seconds = ctx.options.seconds()
+    batch = ctx.options.size(200, 3000)
+    seconds = 3.0 if ctx.options.quick and not ctx.options.duration else ctx.options.seconds()
     rounds = 1 if ctx.options.quick else 2
     with ctx.stack() as stack:
         api = stack.start_api(API_WORKERS)

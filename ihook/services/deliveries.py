@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ihook.errors import Conflict, NotFound
@@ -175,33 +175,79 @@ def finish_attempt(
     session: Session, delivery: Delivery, attempt: DeliveryAttempt, *, retry_in: int | None
 ) -> Outcome:
     """Store the attempt and move the delivery on: succeeded, pending again, or failed."""
+    return finish_attempts(session, [(delivery, attempt, retry_in)])[0]
+
+
+def finish_attempts(
+    session: Session, finished: list[tuple[Delivery, DeliveryAttempt, int | None]]
+) -> list[Outcome]:
+    """``finish_attempt`` for many: one INSERT and one UPDATE for them all.
+
+    Each delivery moves on only if it is still ``sending`` this attempt (a late worker
+    whose delivery the sweeper released changes nothing).
+    """
+    if not finished:
+        return []
     now = utcnow()
-    ok = attempt.status_code is not None and 200 <= attempt.status_code < 300
-    session.add(attempt)
-    values: dict[str, Any] = {
-        "last_status_code": attempt.status_code,
-        "last_error": None if ok else attempt.error or f"HTTP {attempt.status_code}",
-        "deadline_at": None,
-    }
-    if ok:
-        values.update(status=DeliveryStatus.succeeded, finished_at=now)
-    elif retry_in is not None:
-        values.update(
-            status=DeliveryStatus.pending, next_attempt_at=now + timedelta(seconds=retry_in)
+    attempts, changes, outcomes = [], [], []
+    for delivery, attempt, retry_in in finished:
+        ok = attempt.status_code is not None and 200 <= attempt.status_code < 300
+        attempts.append({c: getattr(attempt, c) for c in ATTEMPT_COLUMNS})
+        if ok:
+            status, next_at, done_at = DeliveryStatus.succeeded, delivery.next_attempt_at, now
+        elif retry_in is not None:
+            status, next_at, done_at = (
+                DeliveryStatus.pending,
+                now + timedelta(seconds=retry_in),
+                None,
+            )
+        else:
+            status, next_at, done_at = DeliveryStatus.failed, delivery.next_attempt_at, now
+        changes.append(
+            {
+                "b_id": delivery.id,
+                "b_number": attempt.number,
+                "b_status": status,
+                "b_next": next_at,
+                "b_done": done_at,
+                "b_code": attempt.status_code,
+                "b_error": None if ok else attempt.error or f"HTTP {attempt.status_code}",
+            }
         )
-    else:
-        values.update(status=DeliveryStatus.failed, finished_at=now)
-    session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == delivery.id,
-            Delivery.status == DeliveryStatus.sending,
-            Delivery.attempts == attempt.number,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        outcomes.append(Outcome(succeeded=ok, retry_in=None if ok else retry_in))
+    session.execute(insert(DeliveryAttempt), attempts)
+    session.connection().execute(_MOVE_ON, changes)
+    return outcomes
+
+
+ATTEMPT_COLUMNS = (
+    "delivery_id",
+    "number",
+    "started_at",
+    "url",
+    "request_headers",
+    "status_code",
+    "response_excerpt",
+    "duration_ms",
+    "error",
+)
+_table = Delivery.__table__
+_MOVE_ON = (
+    update(_table)
+    .where(
+        _table.c.id == bindparam("b_id"),
+        _table.c.status == DeliveryStatus.sending,
+        _table.c.attempts == bindparam("b_number"),
     )
-    return Outcome(succeeded=ok, retry_in=None if ok else retry_in)
+    .values(
+        status=bindparam("b_status"),
+        next_attempt_at=bindparam("b_next"),
+        finished_at=bindparam("b_done"),
+        last_status_code=bindparam("b_code"),
+        last_error=bindparam("b_error"),
+        deadline_at=None,
+    )
+)
 
 
 def due(session: Session, *, limit: int) -> list[tuple[str, str, bool]]:
