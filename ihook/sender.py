@@ -172,9 +172,10 @@ def _claim_due(
     p: Platform, session: Session, room: int, mine: Counter[str]
 ) -> tuple[list[Claimed], bool, bool]:
     """Claim up to ``room`` due deliveries, as many per subscription as it may have in
-    flight (``mine``: this worker's, by subscription). A subscription that is slow, or
-    that other workers keep full, has its due deliveries put off; one this worker keeps
-    busy keeps them due. Also: whether more are due, and whether some were put off."""
+    flight (``mine``: this worker's, by subscription). A slow subscription with no slot
+    free has its due deliveries put off, so they stop filling the claim window; a fast
+    one at its limit keeps them due for whoever frees a slot. Also: whether more are
+    due, and whether some were put off."""
     due = service.due(session, limit=2 * room)
     if not due:
         return [], False, False
@@ -185,7 +186,7 @@ def _claim_due(
     for sub in wanted:
         wanted[sub] = min(wanted[sub], max(0, health.MAX_PARALLEL - mine[sub]))
     granted, slow = health.take_slots(p, +wanted)
-    full = {sub for sub in wanted if not granted.get(sub) and (sub in slow or not mine[sub])}
+    full = {sub for sub in wanted if not granted.get(sub) and sub in slow}
     chosen = []
     for delivery_id, sub in candidates[:room]:
         if granted.get(sub, 0) > 0:

@@ -548,3 +548,21 @@ def test_a_slow_subscription_at_its_limit_has_its_deliveries_put_off(client, pla
     assert delivery["next_attempt_at"] > delivery["created_at"]
     assert ScheduledJobRegistry(queue=platform.deliveries.queue).count == 1  # back in 1 s
     assert platform.redis.get(f"ihook:inflight:{sub['id']}") == b"1"  # nothing counted
+
+
+def test_drains_sharing_one_fast_subscription_put_nothing_off(client, platform, slow_server):
+    from ihook.sender import drain
+
+    receiver = Gauge(slow_server, "/shared", delay=0.05)
+    subscribe(client, receiver.url)
+    for n in range(24):
+        publish(client, data={"n": n})
+    threads = [threading.Thread(target=drain, args=(platform,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    # the second drain found the subscription at its limit of 8: it left the rest due
+    # for the first, instead of putting them off for a second
+    assert sorted(statuses_of(platform)) == ["succeeded"] * 24
+    assert len(set(receiver.ids)) == 24 and receiver.most <= 8
