@@ -101,7 +101,7 @@ def note_speed(
     for sub, attempt in results:
         if _was_slow(attempt):
             slow.add(sub)
-        elif attempt.status_code is not None and 200 <= attempt.status_code < 300:
+        elif attempt.succeeded:
             quick.add(sub)
     try:
         with p.redis.pipeline() as pipe:

@@ -29,9 +29,11 @@ PREFIXES = (
 """Known id prefixes, one per resource."""
 
 
-def new_id(prefix: str) -> str:
-    """A new id such as ``evt_01hf3k…``; sortable by creation time."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+def new_id(prefix: str, at: float | None = None) -> str:
+    """A new id such as ``evt_01hf3k…``; sortable by creation time (``at``: epoch
+    seconds, now by default)."""
+    moment = time.time() if at is None else at
+    value = (int(moment * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])

@@ -25,7 +25,6 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
-from rq.job import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,6 @@ RUN_POLL = "ihook.jobs.run_poll"
 """Dotted path of the job that makes one poll of a poller."""
 RESULT_TTL = 60
 """Seconds RQ keeps a finished job; the outcome lives in the database."""
-IDLE_JOB_STATES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
-"""Job states meaning no worker will pick the job up again."""
 
 
 def connect(url: str) -> Redis:

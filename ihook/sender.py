@@ -134,7 +134,7 @@ def send_delivery(p: Platform, delivery_id: str, *, single: bool = False) -> str
     if single:
         with p.db.session() as session:
             service.finish_attempt(session, claimed, attempt, retry_in=None)
-        return "delivered" if _ok(attempt) else "failed"
+        return "delivered" if attempt.succeeded else "failed"
     return _finish(p, [(Claimed(claimed, sub), attempt)])[0]
 
 
@@ -279,10 +279,6 @@ def _pool() -> ThreadPoolExecutor:
     if _executor is None:
         _executor = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="ihook-send")
     return _executor
-
-
-def _ok(attempt: DeliveryAttempt) -> bool:
-    return attempt.status_code is not None and 200 <= attempt.status_code < 300
 
 
 def _attempt(p: Platform, sub: Subscription, delivery: Delivery) -> DeliveryAttempt:

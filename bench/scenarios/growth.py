@@ -22,7 +22,6 @@ measurement.
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +34,7 @@ from bench.context import API_WORKERS, Context, Outcome, Row
 from bench.payloads import completion
 from bench.scenarios import e2e, ingest
 from bench.stack import Api, Stack
+from ihook.ids import new_id
 from ihook.models import Event, Run, utcnow
 
 NAME = "growth"
@@ -46,7 +46,6 @@ INSERT_CHUNK = 2000
 """Rows per insert transaction (the API and the scheduler keep writing meanwhile)."""
 WORKERS = 2
 """Workers of the drain."""
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
 def run(ctx: Context) -> Outcome:
@@ -256,10 +255,5 @@ def seed(db: Engine, setup: lms.Lms, count: int) -> dict[str, Any]:
 
 
 def _id(prefix: str, at: datetime) -> str:
-    """An id as ``ihook.ids.new_id`` makes it, for the time ``at`` (ids sort by time)."""
-    value = (int(at.timestamp() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return f"{prefix}_{''.join(reversed(chars))}"
+    """An id as ihook makes it, for the time ``at`` (ids sort by time)."""
+    return new_id(prefix, at.timestamp())

@@ -142,24 +142,8 @@ def add_test_delivery(session: Session, sub: Subscription) -> str:
 
 def claim(session: Session, delivery_id: str, *, timeout: int) -> Delivery | None:
     """Take a due ``pending`` delivery for one attempt (``sending``), or None if not ours."""
-    now = utcnow()
-    taken = session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == delivery_id,
-            Delivery.status == DeliveryStatus.pending,
-            Delivery.next_attempt_at <= now + CLAIM_EARLY,
-        )
-        .values(
-            status=DeliveryStatus.sending,
-            attempts=Delivery.attempts + 1,
-            deadline_at=now + timedelta(seconds=timeout + SEND_GRACE),
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not taken:
-        return None
-    return session.get(Delivery, delivery_id, populate_existing=True)
+    taken = claim_many(session, [delivery_id], timeout=timeout)
+    return taken[0] if taken else None
 
 
 @dataclass
@@ -191,7 +175,7 @@ def finish_attempts(
     now = utcnow()
     attempts, changes, outcomes = [], [], []
     for delivery, attempt, retry_in in finished:
-        ok = attempt.status_code is not None and 200 <= attempt.status_code < 300
+        ok = attempt.succeeded
         attempts.append({c: getattr(attempt, c) for c in ATTEMPT_COLUMNS})
         if ok:
             status, next_at, done_at = DeliveryStatus.succeeded, delivery.next_attempt_at, now
@@ -269,25 +253,33 @@ def due(session: Session, *, limit: int) -> list[tuple[str, str, bool]]:
 
 
 def claim_many(session: Session, ids: list[str], *, timeout: int) -> list[Delivery]:
-    """Take these due ``pending`` deliveries for one attempt each (``sending``)."""
+    """Take these due ``pending`` deliveries for one attempt each (``sending``); the ones
+    taken (not those another worker took first)."""
     if not ids:
         return []
     now = utcnow()
-    session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id.in_(ids),
-            Delivery.status == DeliveryStatus.pending,
-            Delivery.next_attempt_at <= now + CLAIM_EARLY,
+    taken = (
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(ids),
+                Delivery.status == DeliveryStatus.pending,
+                Delivery.next_attempt_at <= now + CLAIM_EARLY,
+            )
+            .values(
+                status=DeliveryStatus.sending,
+                attempts=Delivery.attempts + 1,
+                deadline_at=now + timedelta(seconds=timeout + SEND_GRACE),
+            )
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
         )
-        .values(
-            status=DeliveryStatus.sending,
-            attempts=Delivery.attempts + 1,
-            deadline_at=now + timedelta(seconds=timeout + SEND_GRACE),
-        )
-        .execution_options(synchronize_session=False)
+        .scalars()
+        .all()
     )
-    query = select(Delivery).where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.sending)
+    if not taken:
+        return []
+    query = select(Delivery).where(Delivery.id.in_(taken))
     return list(session.scalars(query.execution_options(populate_existing=True)))
 
 
