@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -42,7 +43,9 @@ def trivial() -> None:
 
 def gunicorn_args(bind: str, workers: int, app: str) -> list[str]:
     """gunicorn as ``ihook api`` runs it (ihook/cli.py), serving ``app``."""
+    threads = os.environ.get("IHOOK_API_THREADS", "1")
     args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers)]
+    args += ["--threads", threads]
     args += ["--access-logfile", "-", "--logger-class", "ihook.accesslog.RedactingLogger"]
     return [*args, app]
 

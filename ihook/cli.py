@@ -37,10 +37,17 @@ def main(log_level: str) -> None:
 @main.command()
 @click.option("--bind", default="127.0.0.1:8000", show_default=True, help="host:port to serve.")
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
-def api(bind: str, workers: int) -> None:
+@click.option(
+    "--threads",
+    default=1,
+    show_default=True,
+    envvar="IHOOK_API_THREADS",
+    help="Threads per worker (more than 1: gunicorn's gthread workers).",
+)
+def api(bind: str, workers: int, threads: int) -> None:
     """Serve the API and /hooks/{key} with gunicorn."""
-    args = ["gunicorn", "--bind", bind, "--workers", str(workers), "--access-logfile", "-"]
-    args += ["--logger-class", "ihook.accesslog.RedactingLogger"]
+    args = ["gunicorn", "--bind", bind, "--workers", str(workers), "--threads", str(threads)]
+    args += ["--access-logfile", "-", "--logger-class", "ihook.accesslog.RedactingLogger"]
     os.execvp(sys.executable, [sys.executable, "-m", *args, "ihook.wsgi:app"])
 
 

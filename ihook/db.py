@@ -18,6 +18,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from ihook.group_commit import GroupCommit
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 """Alembic's script location."""
 READ_ONLY = "ihook_read_only"
@@ -69,6 +71,8 @@ class Database:
         """The configuration every event reads, cached for this process."""
         note_changes(self.sessions, self.routing)
         note_changes(self.readers, self.routing)
+        self.group = GroupCommit(self.session)
+        """Shares one transaction among writes of this process's threads that arrive together."""
 
     @property
     def is_sqlite(self) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import jmespath
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from jmespath.exceptions import JMESPathError
 from jsonschema import Draft202012Validator
 from referencing import Registry
@@ -27,12 +27,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.formparser import parse_form_data
 
-from ihook import ratelimit
 from ihook.api.context import platform
 from ihook.ids import new_id
 from ihook.ingress_auth import AuthFailed, check_ip, secret_header_names, verify_request
 from ihook.models import FINISHED, Endpoint, Rejection, Run
-from ihook.routing import snapshot_of
+from ihook.routing import ConfigChanged, read_generation, snapshot_of
 from ihook.secrets import SecretError, hash_token, redact_headers
 from ihook.services.endpoints import current_secrets
 from ihook.services.events import store_event
@@ -61,38 +60,84 @@ class Refused(Exception):
 
 @bp.post("/hooks/<key>")
 def receive(key: str) -> Response | tuple[Response, int]:
-    """Accept one webhook for the endpoint whose key is in the URL."""
+    """Accept one webhook for the endpoint whose key is in the URL.
+
+    The endpoint is looked up in this process's last configuration snapshot, without a
+    query; the transaction that stores the event checks that the configuration is still
+    that one, and a refusal is only given once the snapshot is known to be current. When
+    the configuration has changed, the webhook is checked again against the new one.
+    """
     p = platform()
+    key_hash = hash_token(key)
+    snapshot = p.db.routing.last()
+    if snapshot is not None:
+        try:
+            return _receive(snapshot.endpoint(key_hash), snapshot.generation)
+        except (ConfigChanged, Outdated):
+            pass
     try:
         with p.db.read() as session:
-            endpoint = snapshot_of(session).endpoint(hash_token(key))
+            endpoint = snapshot_of(session).endpoint(key_hash)
     except SQLAlchemyError as exc:
         log.error("ingress: database unavailable: %s", exc)
         return _answer(Refused(503, "the database cannot take events right now"))
-    if endpoint is None or not endpoint.enabled:
-        return _answer(Refused(404, "no such endpoint"))
+    return _receive(endpoint, None)
+
+
+class Outdated(Exception):
+    """A refusal was decided with a snapshot the configuration has moved on from."""
+
+
+def _receive(endpoint: Endpoint | None, generation: int | None) -> tuple[Response, int]:
+    """Accept or refuse with ``endpoint`` as the snapshot of ``generation`` holds it.
+
+    ``generation`` None: the snapshot was read for this request and is used as it is.
+    Otherwise the event is stored only if that is still the configuration
+    (``ConfigChanged``), and a refusal is given only if it still is (``Outdated``).
+    """
     try:
-        return _accept(endpoint)
+        if endpoint is None or not endpoint.enabled:
+            raise Refused(404, "no such endpoint")
+        return _accept(endpoint, generation)
     except Refused as refused:
-        if refused.status != 429:
+        if generation is not None and _changed_since(generation):
+            raise Outdated from None
+        if endpoint is not None and refused.status not in (404, 429):
             _log_rejection(endpoint, refused)
         return _answer(refused)
 
 
-def _accept(endpoint: Endpoint) -> tuple[Response, int]:
+def _changed_since(generation: int) -> bool:
+    """Whether the configuration moved on from ``generation`` (False if it cannot be read)."""
+    try:
+        with platform().db.read() as session:
+            return read_generation(session) != generation
+    except SQLAlchemyError:
+        return False
+
+
+def _body() -> bytes:
+    """The request's body, read once, at most the configured size (else 413)."""
+    body = g.get("ihook_body")
+    if body is None:
+        limit = platform().settings.max_body_bytes
+        if (request.content_length or 0) > limit:
+            raise Refused(413, f"body larger than {limit} bytes")
+        body = request.stream.read(limit + 1)
+        if len(body) > limit:
+            raise Refused(413, f"body larger than {limit} bytes")
+        g.ihook_body = body
+    return body
+
+
+def _accept(endpoint: Endpoint, generation: int | None) -> tuple[Response, int]:
     p = platform()
-    limit = p.settings.max_body_bytes
-    if (request.content_length or 0) > limit:
-        raise Refused(413, f"body larger than {limit} bytes")
-    body = request.stream.read(limit + 1)
-    if len(body) > limit:
-        raise Refused(413, f"body larger than {limit} bytes")
+    body = _body()
     headers = {name.lower(): value for name, value in request.headers.items()}
     if endpoint.allow_ips and not check_ip(endpoint.allow_ips, request.remote_addr or ""):
         raise Refused(401, f"source address {request.remote_addr} is not allowed")
     if endpoint.rate_limit:
-        wait = ratelimit.hit(
-            p.redis,
+        wait = p.limiter.hit(
             endpoint.id,
             limit=endpoint.rate_limit["requests"],
             window=endpoint.rate_limit["per_seconds"],
@@ -129,6 +174,7 @@ def _accept(endpoint: Endpoint) -> tuple[Response, int]:
             headers=redact_headers(headers, secret_header_names(endpoint.auth)),
             endpoint_id=endpoint.id,
             dedupe_key=dedupe_key,
+            generation=generation,
         )
     except SQLAlchemyError as exc:
         log.error("ingress: could not store event for %s: %s", endpoint.name, exc)

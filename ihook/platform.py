@@ -22,6 +22,7 @@ from ihook.queue import (
     WorkQueue,
     connect,
 )
+from ihook.ratelimit import Limiter
 from ihook.secrets import Vault
 from ihook.settings import Settings
 
@@ -49,6 +50,11 @@ class Platform:
     def redis(self) -> Redis:
         """The Redis client for queues, locks and rate limits."""
         return connect(self.settings.require_redis_url())
+
+    @cached_property
+    def limiter(self) -> Limiter:
+        """The endpoints' rate limits (counted in Redis)."""
+        return Limiter(self.redis)
 
     @cached_property
     def queue(self) -> WorkQueue:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -96,6 +97,9 @@ class WorkQueue:
     it finds more than its own item waiting, so every free worker joins a backlog. A job
     that waits in the queue has not looked at the database yet, so it will see anything
     committed before the wake: nothing committed is left without a job to find it.
+
+    Threads of one process that wake at once share one look at Redis: a look that began
+    after a thread asked to wake (after its commit) covers that thread too.
     """
 
     def __init__(self, redis: Redis, name: str, func: str, *, job_timeout: int):
@@ -104,9 +108,27 @@ class WorkQueue:
         self.func = func
         self.job_timeout = job_timeout
         self._prefix = re.sub(r"[^A-Za-z0-9_-]", "_", name)
+        self._count = threading.Lock()
+        self._looking = threading.Lock()
+        self._asked = 0  # wake calls so far, numbered
+        self._covered = 0  # calls up to this number are covered by a successful look
 
     def wake(self) -> bool:
-        """Make sure a drain job waits in the queue; False if Redis failed."""
+        """Make sure a drain job waits in the queue (after a commit); False if Redis failed."""
+        with self._count:
+            self._asked += 1
+            mine = self._asked
+        with self._looking:
+            if self._covered >= mine:
+                return True
+            with self._count:
+                upto = self._asked  # each of these calls began after its commit, before now
+            woken = self._wake()
+            if woken:
+                self._covered = upto
+            return woken
+
+    def _wake(self) -> bool:
         try:
             if self.redis.llen(self.queue.key) > 0:
                 return True

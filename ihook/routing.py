@@ -110,12 +110,27 @@ class Snapshot:
         )
 
 
+class ConfigChanged(Exception):
+    """The configuration changed since the snapshot a decision was made with."""
+
+
 class Routing:
     """A process's current snapshot, shared by its threads."""
 
     def __init__(self) -> None:
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
+
+    def last(self) -> Snapshot | None:
+        """The snapshot last loaded, if younger than ``MAX_AGE``; read without a query.
+
+        It may be behind the database: whoever decides with it checks its generation in
+        the transaction that acts on the decision (``check_generation``).
+        """
+        snapshot = self._snapshot
+        if snapshot is None or time.monotonic() - snapshot.loaded_at >= MAX_AGE:
+            return None
+        return snapshot
 
     def current(self, session: Session) -> Snapshot:
         """The snapshot for ``session``'s transaction (one counter read per transaction)."""
@@ -140,6 +155,14 @@ def snapshot_of(session: Session) -> Snapshot:
     if routing is None:
         return load(session, read_generation(session))
     return routing.current(session)
+
+
+def check_generation(session: Session, generation: int) -> Snapshot:
+    """``session``'s snapshot; ``ConfigChanged`` unless it is of ``generation``."""
+    snapshot = snapshot_of(session)
+    if snapshot.generation != generation:
+        raise ConfigChanged(f"configuration generation {generation} -> {snapshot.generation}")
+    return snapshot
 
 
 def read_generation(session: Session) -> int:

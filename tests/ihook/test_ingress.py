@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from ihook.models import Event, Rejection, Run
+from tests.conftest import client_for
 from tests.support import LMS_WORKFLOW, completion, signed_headers
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
@@ -283,6 +284,35 @@ def test_a_changed_schema_applies_to_the_next_request(client):
     client.patch(f"/api/v1/endpoints/{ep['id']}", json={"schema": {"required": ["b"]}})
     assert client.raw.post(_path(ep), json={"b": 1}).status_code == 202
     assert client.raw.post(_path(ep), json={"a": 1}).status_code == 422
+
+
+def test_another_process_sees_each_change_on_its_next_request(client, settings, lms):
+    # The other app answers from its cached configuration; each change made through this
+    # one must still apply to its very next request, whichever way it goes.
+    other, other_platform = client_for(settings)
+    try:
+        ep = client.post(
+            "/api/v1/endpoints",
+            json={"name": "evolving", "auth": {"type": "none"}, "schema": {"required": ["a"]}},
+        ).json
+        assert other.raw.post(_path(ep), json={"a": 1}).status_code == 202  # cached now
+        client.patch(f"/api/v1/endpoints/{ep['id']}", json={"schema": {"required": ["b"]}})
+        assert other.raw.post(_path(ep), json={"a": 1}).status_code == 422  # stricter
+        assert other.raw.post(_path(ep), json={"b": 1}).status_code == 202  # laxer
+        client.patch(f"/api/v1/endpoints/{ep['id']}", json={"enabled": False})
+        assert other.raw.post(_path(ep), json={"b": 1}).status_code == 404
+        client.patch(f"/api/v1/endpoints/{ep['id']}", json={"enabled": True})
+        assert other.raw.post(_path(ep), json={"b": 1}).status_code == 202
+        fresh = client.post(
+            "/api/v1/endpoints", json={"name": "fresh", "auth": {"type": "none"}}
+        ).json
+        assert other.raw.post(_path(fresh), json={}).status_code == 202  # created meanwhile
+        bound = {**LMS_WORKFLOW, "name": "bound", "trigger": {"endpoint": "fresh"}}
+        assert client.post("/api/v1/workflows", json=bound).status_code == 201
+        answer = other.raw.post(_path(fresh), json={})
+        assert answer.status_code == 202 and len(answer.json["runs"]) == 1  # bound meanwhile
+    finally:
+        other_platform.close()
 
 
 def test_a_remote_ref_in_a_schema_is_never_fetched(client, httpserver):

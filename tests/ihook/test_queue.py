@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from redis import Redis
@@ -48,3 +49,9 @@ def test_redis_down_is_reported_not_raised():
     queue = WorkQueue(dead, "ihook", "ihook.jobs.drain_runs", job_timeout=60)
     assert queue.wake() is False
     assert queue.wake_at(utcnow()) is False
+
+
+def test_threads_waking_at_once_share_looks_and_leave_one_job(platform):
+    with ThreadPoolExecutor(16) as pool:
+        assert all(pool.map(lambda _: platform.queue.wake(), range(200)))
+    assert platform.queue.depth() == 1
