@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -42,6 +44,8 @@ def use_platform(value: Platform | None) -> None:
 def drain_runs(not_before: float | None = None) -> str:
     """Execute due queued runs one after another until none is left (RQ job).
 
+    The transaction that stores a run's outcome also claims the next run, so a run
+    costs two write transactions of the worker's (its claim is its predecessor's end).
     Stops claiming after ``DRAIN_SECONDS`` and wakes a fresh job if work is left, so one
     job never outlives its RQ timeout and RQ's own bookkeeping gets its turn.
     ``not_before``: the time (epoch seconds) a scheduled job is for.
@@ -49,19 +53,29 @@ def drain_runs(not_before: float | None = None) -> str:
     p = platform()
     WorkQueue.wait_until(not_before)
     started = time.monotonic()
-    done = 0
-    while time.monotonic() - started < DRAIN_SECONDS:
+
+    def in_time() -> bool:
+        return time.monotonic() - started < DRAIN_SECONDS
+
+    claimed: Claimed | None = None
+    if in_time():
         with p.db.session() as session:
-            run, more = claim_next(session, timeout=p.settings.run_timeout, more=done == 0)
-            if run is None:
-                return f"{done} run(s)"
-            work = _load(session, run)
+            claimed, more = _claim(p, session, more=True)
         if more:
             p.queue.wake()  # a backlog: let every free worker join in
-        _execute(p, run, *work)
+    done = 0
+    while claimed is not None:
+        outcome = _perform(p, *claimed)
         done += 1
-    p.queue.wake()
-    return f"{done} run(s), more left"
+        go_on = in_time()
+        with p.db.session() as session:
+            told = _record(p, session, outcome)
+            claimed = _claim(p, session)[0] if go_on else None
+        _after(p, outcome, told)
+    if not in_time():
+        p.queue.wake()  # out of time, perhaps not out of work: hand over
+        return f"{done} run(s), more left"
+    return f"{done} run(s)"
 
 
 def execute_run(run_id: str) -> str:
@@ -76,7 +90,23 @@ def execute_run(run_id: str) -> str:
         if run is None:
             return "not claimed: already taken, finished or not yet due"
         work = _load(session, run)
-    return _execute(p, run, *work)
+    outcome = _perform(p, run, *work)
+    with p.db.session() as session:
+        told = _record(p, session, outcome)
+    return _after(p, outcome, told)
+
+
+Claimed = tuple[Run, "Event | None", "WorkflowVersion | None", Snapshot]
+"""A claimed run and what its work needs."""
+
+
+def _claim(p: Platform, session: Session, *, more: bool = False) -> tuple[Claimed | None, bool]:
+    """Claim the due run waiting longest, with what its work needs; with ``more``, say
+    whether another is due too."""
+    run, another = claim_next(session, timeout=p.settings.run_timeout, more=more)
+    if run is None:
+        return None, False
+    return (run, *_load(session, run)), another
 
 
 _versions: dict[tuple[str, int], WorkflowVersion] = {}
@@ -97,20 +127,30 @@ def _load(session: Session, run: Run) -> tuple[Event | None, WorkflowVersion | N
     return session.get(Event, run.event_id), version, snapshot_of(session)
 
 
-def _execute(
+@dataclass
+class Outcome:
+    """How a run's attempt ended, to be stored."""
+
+    run: Run
+    event: Event | None
+    version: WorkflowVersion | None
+    snapshot: Snapshot
+    status: RunStatus
+    error: str | None = None
+    result: RunResult | None = None
+    retry_in: timedelta | None = None
+
+
+def _perform(
     p: Platform,
     run: Run,
     event: Event | None,
     version: WorkflowVersion | None,
     snapshot: Snapshot,
-) -> str:
-    """Run a claimed run and store its outcome; say what happened."""
+) -> Outcome:
+    """Run a claimed run's workflow (outside any transaction of ours)."""
     if event is None or version is None:
-        with p.db.session() as session:
-            finish_run(
-                session, run, status=RunStatus.failed, steps=[], error="event or workflow gone"
-            )
-        return "failed"
+        return Outcome(run, event, version, snapshot, RunStatus.failed, "event or workflow gone")
     try:
         resources = run_resources(p, run, event, snapshot)
         result = run_workflow(
@@ -121,32 +161,49 @@ def _execute(
         )
     except Exception as exc:  # a bug in the engine: fail the run visibly, never vanish
         log.exception("run %s crashed", run.id)
-        with p.db.session() as session:
-            finish_run(session, run, status=RunStatus.failed, steps=[], error=f"internal: {exc}")
-        return "failed"
+        return Outcome(run, event, version, snapshot, RunStatus.failed, f"internal: {exc}")
     retry = result.retryable and run.attempt < p.settings.max_attempts
     retry_in = backoff(run.attempt) if retry else None
-    with p.db.session() as session:
-        kept = finish_run(
-            session,
-            run,
-            status=RunStatus(result.status),
-            steps=[step.to_dict() for step in result.steps],
-            output=_json_safe(result.output),
-            response=_json_safe(result.response),
-            error=result.error,
-            failed_step=result.failed_step,
-            retry_in=retry_in,
-        )
-        told = None
-        if kept and retry_in is None:
-            told = _tell_outcome(session, snapshot, run, version, event, result)
+    status = RunStatus(result.status)
+    return Outcome(run, event, version, snapshot, status, result.error, result, retry_in)
+
+
+def _record(p: Platform, session: Session, outcome: Outcome) -> Accepted | None:
+    """Store the outcome in ``session``'s transaction; the ``run.*`` event it publishes."""
+    result = outcome.result
+    if result is None:
+        finish_run(session, outcome.run, status=outcome.status, steps=[], error=outcome.error)
+        return None
+    kept = finish_run(
+        session,
+        outcome.run,
+        status=outcome.status,
+        steps=[step.to_dict() for step in result.steps],
+        output=_json_safe(result.output),
+        response=_json_safe(result.response),
+        error=result.error,
+        failed_step=result.failed_step,
+        retry_in=outcome.retry_in,
+    )
+    if not kept:
+        outcome.retry_in = None  # the sweeper gave the run to another worker
+        return None
+    if outcome.retry_in is not None:
+        return None
+    assert outcome.event is not None and outcome.version is not None
+    return _tell_outcome(
+        session, outcome.snapshot, outcome.run, outcome.version, outcome.event, result
+    )
+
+
+def _after(p: Platform, outcome: Outcome, told: Accepted | None) -> str:
+    """Once the outcome is committed: wake whoever has work from it; say what happened."""
     if told is not None:
         p.dispatch(told)
-    if kept and retry_in is not None:
-        p.queue.wake_at(utcnow() + retry_in)
-        return f"retry {run.attempt + 1} in {retry_in.total_seconds():.0f}s"
-    return result.status
+    if outcome.retry_in is not None:
+        p.queue.wake_at(utcnow() + outcome.retry_in)
+        return f"retry {outcome.run.attempt + 1} in {outcome.retry_in.total_seconds():.0f}s"
+    return outcome.status
 
 
 def _tell_outcome(
