@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ihook.errors import Conflict, NotFound
@@ -262,8 +262,7 @@ def claim_many(session: Session, ids: list[str], *, timeout: int) -> list[Delive
         session.execute(
             update(Delivery)
             .where(
-                Delivery.id.in_(ids),
-                Delivery.status == DeliveryStatus.pending,
+                _pending_among(ids),
                 Delivery.next_attempt_at <= now + CLAIM_EARLY,
             )
             .values(
@@ -283,11 +282,21 @@ def claim_many(session: Session, ids: list[str], *, timeout: int) -> list[Delive
     return list(session.scalars(query.execution_options(populate_existing=True)))
 
 
+def _pending_among(ids: list[str]) -> ColumnElement[bool]:
+    """Those of ``ids`` still ``pending``, found by primary key.
+
+    Written plainly, SQLite prefers the ``(status, next_attempt_at)`` index and walks
+    every pending delivery for it: with a backlog, each claim grew with the backlog. The
+    status goes through ``coalesce`` so that only the primary key can serve.
+    """
+    return and_(Delivery.id.in_(ids), func.coalesce(Delivery.status, "") == DeliveryStatus.pending)
+
+
 def put_off(session: Session, ids: list[str], *, until: datetime) -> None:
     """Move these ``pending`` deliveries' next attempt to ``until``."""
     session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.pending)
+        .where(_pending_among(ids))
         .values(next_attempt_at=until)
         .execution_options(synchronize_session=False)
     )
@@ -306,7 +315,7 @@ def fail_unsent(session: Session, ids: list[str], reason: str) -> None:
         return
     session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.pending)
+        .where(_pending_among(ids))
         .values(status=DeliveryStatus.failed, finished_at=utcnow(), last_error=reason)
         .execution_options(synchronize_session=False)
     )
