@@ -13,6 +13,7 @@ Requests go through the pooled keep-alive ``http.client`` transport of
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json as jsonlib
 import socket
@@ -143,9 +144,16 @@ def check_url(url: str | httpx.URL, policy: OutboundPolicy) -> list[str]:
     return addresses
 
 
+@functools.lru_cache(maxsize=1024)
+def parse_url(url: str) -> httpx.URL:
+    """``httpx.URL(url)``, kept per string: the same few URLs are sent to again and again,
+    and parsing one costs more than the rest of the checks. Raises ``httpx.InvalidURL``."""
+    return httpx.URL(url)
+
+
 def _parse(url: str | httpx.URL) -> httpx.URL:
     try:
-        return httpx.URL(url)  # an httpx.URL is not parsed again
+        return url if isinstance(url, httpx.URL) else parse_url(url)
     except (httpx.InvalidURL, TypeError) as exc:
         raise OutboundRefused(f"invalid URL: {exc}", url=str(url)) from None
 

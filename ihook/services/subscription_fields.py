@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from connectors.errors import ConnectFailed, ConnectorError
-from connectors.outbound import OutboundPolicy, check_url
+from connectors.outbound import OutboundPolicy, check_url, parse_url
 from ihook.errors import Invalid
 from ihook.models import Subscription
 from ihook.secrets import Vault
@@ -142,7 +142,7 @@ def _parse_target(url: Any, environment: str, *, allow_http: bool) -> httpx.URL:
     if _UNSAFE.search(url) or " " in url:
         raise _Bad("spaces and control characters are not allowed")
     try:
-        target = httpx.URL(url)
+        target = parse_url(url)
     except httpx.InvalidURL as exc:
         raise _Bad(f"invalid URL: {exc}") from None
     if target.scheme == "http" and not (environment == "sandbox" or allow_http):
