@@ -76,6 +76,8 @@ class Snapshot:
     """Enabled workflows triggered by each poller name."""
     subscriptions: list[Subscription] = field(default_factory=list)
     """Enabled subscriptions, by id."""
+    subscription_by_id: dict[str, Subscription] = field(default_factory=dict)
+    """Enabled subscriptions by their id."""
     connectors: dict[str, Connector] = field(default_factory=dict)
     """Every connector, by name."""
     loaded_at: float = 0.0
@@ -208,6 +210,7 @@ def load(session: Session, generation: int) -> Snapshot:
         by_type=by_type,
         by_poller=by_poller,
         subscriptions=subscriptions,
+        subscription_by_id={sub.id: sub for sub in subscriptions},
         connectors={c.name: c for c in connectors},
         loaded_at=time.monotonic(),
     )

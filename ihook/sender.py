@@ -34,6 +34,7 @@ from ihook.errors import Invalid
 from ihook.models import Delivery, DeliveryAttempt, Subscription, utcnow
 from ihook.platform import Platform
 from ihook.queue import DRAIN_SECONDS
+from ihook.routing import snapshot_of
 from ihook.secrets import redact_headers
 from ihook.services import deliveries as service
 from ihook.services.subscriptions import check_target, request_auth, signing_secrets
@@ -196,7 +197,10 @@ def _claim_due(
     if held:
         service.put_off(session, held, until=utcnow() + PUT_OFF)
     deliveries = service.claim_many(session, chosen, timeout=_claim_timeout(p))
-    subs = service.subscriptions_by_id(session, {d.subscription_id for d in deliveries})
+    subs = snapshot_of(session).subscription_by_id  # claimed: of enabled subscriptions
+    missing = {d.subscription_id for d in deliveries} - subs.keys()
+    if missing:  # not expected: read them
+        subs = {**subs, **service.subscriptions_by_id(session, missing)}
     more = len(candidates) > len(chosen) + len(held)
     return [Claimed(d, subs[d.subscription_id]) for d in deliveries], more, bool(held)
 

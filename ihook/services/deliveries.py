@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, insert, select, update
+from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from ihook.errors import Conflict, NotFound
@@ -199,8 +199,9 @@ def finish_attempts(
             }
         )
         outcomes.append(Outcome(succeeded=ok, retry_in=None if ok else retry_in))
-    session.execute(insert(DeliveryAttempt), attempts)
-    session.connection().execute(_MOVE_ON, changes)
+    connection = session.connection()
+    connection.execute(_ATTEMPTS.insert(), attempts)
+    connection.execute(_MOVE_ON, changes)
     return outcomes
 
 
@@ -216,6 +217,7 @@ ATTEMPT_COLUMNS = (
     "error",
 )
 _table = Delivery.__table__
+_ATTEMPTS = DeliveryAttempt.__table__
 _MOVE_ON = (
     update(_table)
     .where(
@@ -258,31 +260,19 @@ def claim_many(session: Session, ids: list[str], *, timeout: int) -> list[Delive
     if not ids:
         return []
     now = utcnow()
-    taken = (
-        session.execute(
-            update(Delivery)
-            .where(
-                _pending_among(ids),
-                Delivery.next_attempt_at <= now + CLAIM_EARLY,
-            )
-            .values(
-                status=DeliveryStatus.sending,
-                attempts=Delivery.attempts + 1,
-                deadline_at=now + timedelta(seconds=timeout + SEND_GRACE),
-            )
-            .returning(Delivery.id)
-            .execution_options(synchronize_session=False)
-        )
-        .scalars()
-        .all()
+    claimed = session.scalars(
+        _CLAIM,
+        {
+            "ids": ids,
+            "due_by": now + CLAIM_EARLY,
+            "deadline": now + timedelta(seconds=timeout + SEND_GRACE),
+        },
+        execution_options={"synchronize_session": False, "populate_existing": True},
     )
-    if not taken:
-        return []
-    query = select(Delivery).where(Delivery.id.in_(taken))
-    return list(session.scalars(query.execution_options(populate_existing=True)))
+    return list(claimed)
 
 
-def _pending_among(ids: list[str]) -> ColumnElement[bool]:
+def _pending_among(ids: list[str] | BindParameter[Any]) -> ColumnElement[bool]:
     """Those of ``ids`` still ``pending``, found by primary key.
 
     Written plainly, SQLite prefers the ``(status, next_attempt_at)`` index and walks
@@ -290,6 +280,22 @@ def _pending_among(ids: list[str]) -> ColumnElement[bool]:
     status goes through ``coalesce`` so that only the primary key can serve.
     """
     return and_(Delivery.id.in_(ids), func.coalesce(Delivery.status, "") == DeliveryStatus.pending)
+
+
+_CLAIM = (
+    update(Delivery)
+    .where(
+        _pending_among(bindparam("ids", expanding=True)),
+        Delivery.next_attempt_at <= bindparam("due_by"),
+    )
+    .values(
+        status=DeliveryStatus.sending,
+        attempts=Delivery.attempts + 1,
+        deadline_at=bindparam("deadline"),
+    )
+    .returning(Delivery)  # the claimed rows themselves: no second query
+)
+"""``claim_many``'s statement, built once."""
 
 
 def put_off(session: Session, ids: list[str], *, until: datetime) -> None:
