@@ -27,7 +27,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 import ihook
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, OutboundRefused
 from connectors.outbound import OutboundPolicy, send_request
 from ihook import delivery_health as health
 from ihook.errors import Invalid
@@ -311,10 +311,14 @@ def _attempt(p: Platform, sub: Subscription, delivery: Delivery) -> DeliveryAtte
             timeout=float(p.settings.delivery_timeout),
             max_redirects=0,  # a receiver that moved is a failure to fix, not to follow
         )
-        check_target(sub.url, sub.environment, allow_http=p.settings.allow_http, policy=policy)
+        check_target(  # the URL rules; the guard in send_request checks the addresses
+            sub.url, sub.environment, allow_http=p.settings.allow_http, policy=policy, resolve=False
+        )
         response = send_request("POST", sub.url, policy=policy, headers=headers, content=body)
     except Invalid as exc:
         attempt.error = f"refused: {'; '.join(exc.errors.get('url', [])) or exc}"
+    except OutboundRefused as exc:
+        attempt.error = f"refused: {exc.message}"
     except ConnectorError as exc:
         attempt.error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a bug must fail the attempt visibly, not lose the delivery

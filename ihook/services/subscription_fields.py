@@ -112,18 +112,22 @@ def validate(
     return values, secrets
 
 
-def check_target(url: str, environment: str, *, allow_http: bool, policy: OutboundPolicy) -> None:
+def check_target(
+    url: str, environment: str, *, allow_http: bool, policy: OutboundPolicy, resolve: bool = True
+) -> None:
     """Raise Invalid (``{"url": [reason]}``) unless ihook may send to ``url``.
 
     https is required unless the subscription is ``sandbox`` or the install allows http;
-    no credentials in the URL; then the SSRF guard resolves the host and refuses
-    loopback, private, link-local and metadata addresses unless ``policy`` allows them.
-    A host that does not resolve is refused too (``__cause__`` is then ConnectFailed,
-    which at send time is worth retrying).
+    no credentials in the URL; then (``resolve``) the SSRF guard resolves the host and
+    refuses loopback, private, link-local and metadata addresses unless ``policy`` allows
+    them. A host that does not resolve is refused too (``__cause__`` is then
+    ConnectFailed, which at send time is worth retrying). A sender, whose request goes
+    through the guard anyway, checks the rules only (``resolve=False``).
     """
     try:
         target = _parse_target(url, environment, allow_http=allow_http)
-        check_url(target, replace(policy, allow_http=True))
+        if resolve:
+            check_url(target, replace(policy, allow_http=True))
     except _Bad as exc:
         raise Invalid(f"URL refused: {exc.reasons[0]}", {"url": exc.reasons}) from None
     except ConnectFailed as exc:
