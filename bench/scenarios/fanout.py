@@ -34,8 +34,8 @@ PUBLISH_CONCURRENCY = 8
 
 def run(ctx: Context) -> Outcome:
     out = Outcome()
-    deep = ctx.options.size(500, 20000)
-    raw_count = ctx.options.size(2000, 10000)
+    deep = ctx.options.size(400, 20000)
+    raw_count = ctx.options.size(1500, 10000)
     with ctx.stack() as stack:
         api = stack.start_api(API_WORKERS)
         if ctx.options.scheduler:
