@@ -69,9 +69,9 @@ def drain_runs(not_before: float | None = None) -> str:
         done += 1
         go_on = in_time()
         with p.db.session() as session:
-            told = _record(p, session, outcome)
+            kept, told = _record(p, session, outcome)
             claimed = _claim(p, session)[0] if go_on else None
-        _after(p, outcome, told)
+        _after(p, outcome, kept, told)
     if not in_time():
         p.queue.wake()  # out of time, perhaps not out of work: hand over
         return f"{done} run(s), more left"
@@ -92,8 +92,8 @@ def execute_run(run_id: str) -> str:
         work = _load(session, run)
     outcome = _perform(p, run, *work)
     with p.db.session() as session:
-        told = _record(p, session, outcome)
-    return _after(p, outcome, told)
+        kept, told = _record(p, session, outcome)
+    return _after(p, outcome, kept, told)
 
 
 Claimed = tuple[Run, "Event | None", "WorkflowVersion | None", Snapshot]
@@ -168,12 +168,16 @@ def _perform(
     return Outcome(run, event, version, snapshot, status, result.error, result, retry_in)
 
 
-def _record(p: Platform, session: Session, outcome: Outcome) -> Accepted | None:
-    """Store the outcome in ``session``'s transaction; the ``run.*`` event it publishes."""
+def _record(p: Platform, session: Session, outcome: Outcome) -> tuple[bool, Accepted | None]:
+    """Store the outcome in ``session``'s transaction. Whether it was still this attempt's
+    to store (the sweeper may have given the run to another worker), and the ``run.*``
+    event it publishes."""
     result = outcome.result
     if result is None:
-        finish_run(session, outcome.run, status=outcome.status, steps=[], error=outcome.error)
-        return None
+        kept = finish_run(
+            session, outcome.run, status=outcome.status, steps=[], error=outcome.error
+        )
+        return kept, None
     kept = finish_run(
         session,
         outcome.run,
@@ -185,22 +189,20 @@ def _record(p: Platform, session: Session, outcome: Outcome) -> Accepted | None:
         failed_step=result.failed_step,
         retry_in=outcome.retry_in,
     )
-    if not kept:
-        outcome.retry_in = None  # the sweeper gave the run to another worker
-        return None
-    if outcome.retry_in is not None:
-        return None
+    if not kept or outcome.retry_in is not None:
+        return kept, None
     assert outcome.event is not None and outcome.version is not None
-    return _tell_outcome(
+    told = _tell_outcome(
         session, outcome.snapshot, outcome.run, outcome.version, outcome.event, result
     )
+    return kept, told
 
 
-def _after(p: Platform, outcome: Outcome, told: Accepted | None) -> str:
+def _after(p: Platform, outcome: Outcome, kept: bool, told: Accepted | None) -> str:
     """Once the outcome is committed: wake whoever has work from it; say what happened."""
     if told is not None:
         p.dispatch(told)
-    if outcome.retry_in is not None:
+    if kept and outcome.retry_in is not None:
         p.queue.wake_at(utcnow() + outcome.retry_in)
         return f"retry {outcome.run.attempt + 1} in {outcome.retry_in.total_seconds():.0f}s"
     return outcome.status

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import event, select, update
@@ -75,12 +76,15 @@ class Snapshot:
     by_poller: dict[str, list[Trigger]] = field(default_factory=dict)
     """Enabled workflows triggered by each poller name."""
     subscriptions: list[Subscription] = field(default_factory=list)
-    """Enabled subscriptions, by id."""
-    subscription_by_id: dict[str, Subscription] = field(default_factory=dict)
-    """Enabled subscriptions by their id."""
+    """Enabled subscriptions, in the order of their ids."""
     connectors: dict[str, Connector] = field(default_factory=dict)
     """Every connector, by name."""
     loaded_at: float = 0.0
+
+    @cached_property
+    def subscription_by_id(self) -> dict[str, Subscription]:
+        """Enabled subscriptions by their id."""
+        return {sub.id: sub for sub in self.subscriptions}
 
     def endpoint(self, key_hash: str) -> Endpoint | None:
         """The endpoint whose key hashes to ``key_hash``."""
@@ -210,7 +214,6 @@ def load(session: Session, generation: int) -> Snapshot:
         by_type=by_type,
         by_poller=by_poller,
         subscriptions=subscriptions,
-        subscription_by_id={sub.id: sub for sub in subscriptions},
         connectors={c.name: c for c in connectors},
         loaded_at=time.monotonic(),
     )
