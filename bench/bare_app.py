@@ -5,6 +5,12 @@ What a hand-written receiver does at the least: verify ``webhook-signature`` ove
 compare), push the body to a Redis list, answer 202. No database, no parsing.
 gunicorn serves ``create_app()`` with the same settings as ``ihook api`` (see
 ``bench.baselines``).
+
+With ``BENCH_COMMIT_DB`` set (a SQLite file), the endpoint also commits each body to
+that file before it pushes and answers, as DESIGN.md §4 asks of ihook: the least any
+endpoint that keeps that promise must do (the "committed" baseline). Plain ``sqlite3``,
+WAL and ``synchronous=NORMAL`` as ihook sets them, one ``BEGIN IMMEDIATE`` … ``COMMIT``
+per request, no ORM.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import os
+import sqlite3
 import time
 
 from flask import Flask, request
@@ -20,6 +27,10 @@ from redis import Redis
 
 LIST = "bench:bare"
 """The Redis list the bodies go to."""
+COMMITTED_LIST = "bench:committed"
+"""Where the committed baseline pushes (its own list, so each baseline's pushes count apart)."""
+TABLE = "bodies"
+"""The committed baseline's table: ``(id TEXT PRIMARY KEY, body BLOB)``."""
 
 
 def create_app() -> Flask:
@@ -27,6 +38,9 @@ def create_app() -> Flask:
     app = Flask("bare")
     secret = base64.b64decode(os.environ["BENCH_SECRET"].removeprefix("whsec_"))
     redis = Redis.from_url(os.environ["REDIS_URL"])
+    commit_db = os.environ.get("BENCH_COMMIT_DB")
+    db = _open(commit_db) if commit_db else None
+    pushed_to = COMMITTED_LIST if commit_db else LIST
 
     @app.post("/hooks/<key>")
     def receive(key: str):
@@ -41,7 +55,20 @@ def create_app() -> Flask:
         given = [part.partition(",")[2].encode() for part in header.split()]
         if not any(hmac.compare_digest(expected, sig) for sig in given):
             return {"error": "bad signature"}, 401
-        redis.lpush(LIST, body)
+        if db is not None:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(f"INSERT INTO {TABLE} (id, body) VALUES (?, ?)", (msg_id, body))
+            db.execute("COMMIT")
+        redis.lpush(pushed_to, body)
         return {"ok": True}, 202
 
     return app
+
+
+def _open(path: str) -> sqlite3.Connection:
+    """The committed baseline's database, tuned as ihook tunes its SQLite file."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id TEXT PRIMARY KEY, body BLOB)")
+    return db

@@ -50,12 +50,17 @@ def gunicorn_args(bind: str, workers: int, app: str) -> list[str]:
     return [*args, app]
 
 
-def start_bare(stack: Stack, secret: str, workers: int) -> Api:
-    """The bare endpoint on a free port, verifying ``secret``; once it answers."""
+def start_bare(stack: Stack, secret: str, workers: int, commit_db: Path | None = None) -> Api:
+    """The bare endpoint on a free port, verifying ``secret``; once it answers.
+
+    ``commit_db``: a SQLite file each body is committed to before the answer (the
+    "committed" baseline, see ``bench.bare_app``).
+    """
     port = free_port()
-    env = stack.env(BENCH_SECRET=secret)
+    extra = {"BENCH_COMMIT_DB": str(commit_db)} if commit_db else {}
+    env = stack.env(BENCH_SECRET=secret, **extra)
     args = gunicorn_args(f"127.0.0.1:{port}", workers, "bench.bare_app:create_app()")
-    child = stack.spawn("bare", args, env)
+    child = stack.spawn("committed" if commit_db else "bare", args, env)
     url = f"http://127.0.0.1:{port}"
     stack.wait_http(url + "/", "bare endpoint", child)
     return Api(child, url)

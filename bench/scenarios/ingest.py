@@ -1,21 +1,28 @@
 """Ingest: signed webhooks to ``/hooks/{key}`` against the bare Flask + HMAC + LPUSH endpoint.
 
-Both are served by gunicorn with the same settings (``ihook api``'s command line, two
-sync workers) and loaded the same way: ``connections`` requests in flight for the
-duration, each request a distinct ~1 KB signed callback. The endpoint is bound to the
-e2e workflow, so each 202 commits an event and a queued run and enqueues one RQ job;
-no worker runs meanwhile. Checks: every 202 has its event (and its run and job), no
-request was answered 200 duplicate, and the bare endpoint pushed one body per 202.
+Beside them, the "committed" baseline: the bare endpoint that also commits each body to
+a SQLite file before it answers (``bench.bare_app``), the floor of any endpoint that
+keeps DESIGN.md §4's promise. All three are served by gunicorn with the same settings
+(``ihook api``'s command line, two sync workers) and loaded the same way:
+``connections`` requests in flight for the duration, each request a distinct ~1 KB
+signed callback. The endpoint is bound to the e2e workflow, so each 202 commits an
+event and a queued run and enqueues one RQ job; no worker runs meanwhile. Checks:
+every 202 has its event (and its run and job), no request was answered 200 duplicate,
+the bare endpoint pushed one body per 202, and the committed one stored and pushed one
+per 202.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, distinct, func, select
 
 from bench import baselines, lms
+from bench.bare_app import COMMITTED_LIST, TABLE
 from bench.bare_app import LIST as BARE_LIST
 from bench.context import API_WORKERS, Context, Outcome, Row, meets, ratio
 from bench.load import LoadResult, run_load
@@ -42,10 +49,17 @@ def run(ctx: Context) -> Outcome:
         api = stack.start_api(API_WORKERS)
         setup = lms.create(stack, api)
         bare = baselines.start_bare(stack, setup.secret, API_WORKERS)
-        ctx.log(f"ingest: ihook api and bare endpoint up ({API_WORKERS} sync workers each)")
-        targets = {"bare": bare.url + setup.path, "ihook": api.url + setup.path}
+        commit_db = stack.root / "committed.db"
+        committed = baselines.start_bare(stack, setup.secret, API_WORKERS, commit_db)
+        ctx.log(f"ingest: ihook api and both bare endpoints up ({API_WORKERS} sync workers each)")
+        targets = {
+            "bare": bare.url + setup.path,
+            "committed": committed.url + setup.path,
+            "ihook": api.url + setup.path,
+        }
         warm, results = measure(ctx, stack, setup, targets, rounds, seconds)
         count_checks(out, stack, setup, warm, results)
+        _committed_checks(out, stack, commit_db, [warm["committed"], *results["committed"]])
 
     ihook_rate = _mean([r.rate for r in results["ihook"]])
     bare_rate = _mean([r.rate for r in results["bare"]])
@@ -57,6 +71,8 @@ def run(ctx: Context) -> Outcome:
     bare_name = "bare Flask+HMAC+LPUSH"
     p50 = _mean([x.p50_ms for x in results["ihook"]])
     bare_p50 = _mean([x.p50_ms for x in results["bare"]])
+    committed_rate = _mean([r.rate for r in results["committed"]])
+    committed_name = "bare + SQLite commit per request"
     out.rows += [
         Row.versus(
             NAME, "signed webhooks", "req/s", ihook_rate, bare_rate, bare_name, ">= 0.75", note
@@ -74,13 +90,32 @@ def run(ctx: Context) -> Outcome:
             meets(ihook_p99, f"<= {P99_TARGET_MS:g}"),
             "the target is on ihook's own p99",
         ),
+        Row.versus(
+            NAME,
+            "committed baseline vs bare",
+            "req/s",
+            committed_rate,
+            bare_rate,
+            bare_name,
+            note="the floor of an endpoint that commits before it answers",
+        ),
+        Row.versus(
+            NAME,
+            "signed webhooks vs committed",
+            "req/s",
+            ihook_rate,
+            committed_rate,
+            committed_name,
+        ),
     ]
     out.metrics = {
         "generator": generator,
         "connections": CONNECTIONS,
         "ihook_rate": ihook_rate,
         "bare_rate": bare_rate,
+        "committed_rate": committed_rate,
         "ratio": r,
+        "committed_ratio": ratio(committed_rate, bare_rate),
         "ihook_p50_ms": p50,
         "ihook_p99_ms": ihook_p99,
         "bare_p99_ms": bare_p99,
@@ -193,6 +228,22 @@ def count_checks(
     errors = sum(r.errors for r in ihook_runs + bare_runs)
     lead = "" if name == "ihook" else f"{name}: "
     out.check(errors == 0, f"{lead}{errors} connection errors or timeouts")
+
+
+def _committed_checks(out: Outcome, stack: Stack, db: Path, runs: list[LoadResult]) -> None:
+    """The committed baseline stored and pushed one body per 202."""
+    ok = sum(r.count(202) for r in runs)
+    cut_off = CONNECTIONS * len(runs)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+    pushed = stack.redis().llen(COMMITTED_LIST)
+    out.lost += max(0, ok - rows)
+    out.check(
+        ok <= rows <= ok + cut_off and ok <= pushed <= ok + cut_off,
+        f"committed: {ok} answered 202, {rows} stored, {pushed} pushed",
+    )
+    errors = sum(r.errors for r in runs)
+    out.check(errors == 0, f"committed: {errors} connection errors or timeouts")
 
 
 def _jobs_check(out: Outcome, stack: Stack, name: str, runs: int, jobs: int, waiting: int) -> None:
