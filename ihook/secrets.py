@@ -51,13 +51,24 @@ class SecretError(Exception):
     """Raised when a value cannot be decrypted with any configured key."""
 
 
+DECRYPTED_KEPT = 4096
+"""Decrypted values a ``Vault`` keeps (by token) before it starts again from empty."""
+
+
 class Vault:
-    """Encrypts secrets with the first key and decrypts with any (key rotation)."""
+    """Encrypts secrets with the first key and decrypts with any (key rotation).
+
+    Decrypted values are kept by token, in this process's memory only: every webhook
+    and every delivery attempt needs its secret in clear, and a Fernet decryption
+    (HMAC check and AES) cost a tenth of a webhook's whole handling. A secret that
+    changes, or is re-encrypted under a new key, has a new token.
+    """
 
     def __init__(self, keys: Sequence[str]):
         if not keys or not all(keys):
             raise SecretError("at least one non-empty secret key is required")
         self._fernet = MultiFernet([Fernet(_fernet_key(key)) for key in keys])
+        self._decrypted: dict[str, str] = {}
 
     def encrypt(self, value: str) -> str:
         """The value encrypted with the current (first) key."""
@@ -65,10 +76,16 @@ class Vault:
 
     def decrypt(self, token: str) -> str:
         """The value of a token made by ``encrypt`` under any configured key."""
-        try:
-            return self._fernet.decrypt(token.encode()).decode()
-        except (InvalidToken, ValueError):
-            raise SecretError("cannot decrypt: wrong key or corrupted value") from None
+        value = self._decrypted.get(token)
+        if value is None:
+            try:
+                value = self._fernet.decrypt(token.encode()).decode()
+            except (InvalidToken, ValueError):
+                raise SecretError("cannot decrypt: wrong key or corrupted value") from None
+            if len(self._decrypted) >= DECRYPTED_KEPT:
+                self._decrypted.clear()
+            self._decrypted[token] = value
+        return value
 
     def rotate(self, token: str) -> str:
         """Re-encrypt a token under the current key."""

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ihook.db import Database
+from ihook.db import Database, PreparedInsert
 from ihook.ids import new_id
 from ihook.models import Event, Run, Workflow, utcnow
 from ihook.routing import check_generation, snapshot_of
@@ -29,8 +29,8 @@ EVENT_COLUMNS = (
     "received_at",
 )
 """The columns ``add_event`` writes."""
-EVENTS = Event.__table__
-RUNS = Run.__table__
+INSERT_EVENT = PreparedInsert(Event.__table__, EVENT_COLUMNS)
+INSERT_RUN = PreparedInsert(Run.__table__, ("id", "workflow_id", "workflow_version", "event_id"))
 POLLER_SOURCE = "poller:"
 """Events a poller stores have the source ``poller:<name>``."""
 
@@ -130,16 +130,14 @@ def add_event(
         environment=environment,
         received_at=utcnow(),
     )
-    # Core inserts on the connection: the rows the unit of work would write, at a fraction
-    # of its cost (and of the ORM bulk path's).
-    connection = session.connection()
-    connection.execute(EVENTS.insert(), {c: getattr(event, c) for c in EVENT_COLUMNS})
+    # Prepared inserts: the rows the unit of work would write, at a fraction of its cost.
+    INSERT_EVENT.execute(session, [{c: getattr(event, c) for c in EVENT_COLUMNS}])
     if workflow_id is None:
         workflows = snapshot.triggered(endpoint_id, type, poller)
     else:
         workflow = fetch(session, Workflow, workflow_id, f"workflow {workflow_id} not found")
         workflows = [(workflow.id, workflow.version)]
-    run_ids = _queue_runs(connection, event.id, workflows)
+    run_ids = _queue_runs(session, event.id, workflows)
     delivery_ids = add_deliveries(session, event)
     return Accepted(event.id, run_ids, delivery_ids=delivery_ids)
 
@@ -151,7 +149,7 @@ def replay_event(session: Session, event_id: str) -> list[str]:
         event.source.removeprefix(POLLER_SOURCE) if event.source.startswith(POLLER_SOURCE) else None
     )
     workflows = snapshot_of(session).triggered(event.endpoint_id, event.type, poller)
-    return _queue_runs(session.connection(), event.id, workflows)
+    return _queue_runs(session, event.id, workflows)
 
 
 def get_event(session: Session, event_id: str) -> Event:
@@ -187,14 +185,11 @@ def _find_duplicate(session: Session, endpoint_id: str | None, key: str) -> str 
     return session.scalar(query)
 
 
-def _queue_runs(
-    connection: Connection, event_id: str, workflows: list[tuple[str, int]]
-) -> list[str]:
+def _queue_runs(session: Session, event_id: str, workflows: list[tuple[str, int]]) -> list[str]:
     """Insert a queued run of each workflow for the event; their ids."""
     rows = [
         {"id": new_id("run"), "workflow_id": wf, "workflow_version": version, "event_id": event_id}
         for wf, version in workflows
     ]
-    if rows:
-        connection.execute(RUNS.insert(), rows)
+    INSERT_RUN.execute(session, rows)
     return [row["id"] for row in rows]

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from ihook.secrets import (
+    DECRYPTED_KEPT,
     REDACTED,
     SecretError,
     Vault,
@@ -44,6 +45,20 @@ def test_wrong_key_or_garbage() -> None:
     for garbage in ("", "not a token", token[:-4] + "AAAA", "é"):
         with pytest.raises(SecretError):
             Vault(["k1"]).decrypt(garbage)
+
+
+def test_decrypted_values_are_kept_by_token_and_bounded() -> None:
+    vault = Vault(["k1"])
+    tokens = [vault.encrypt(f"secret-{n}") for n in range(DECRYPTED_KEPT + 10)]
+    for _ in range(2):  # the second time from what was kept, past the bound once
+        assert [vault.decrypt(t) for t in tokens] == [f"secret-{n}" for n in range(len(tokens))]
+    assert len(vault._decrypted) <= DECRYPTED_KEPT
+    # What one vault kept never lets another, without the key, read the token.
+    with pytest.raises(SecretError):
+        Vault(["k2"]).decrypt(tokens[0])
+    # A token tampered with is not the kept one: refused.
+    with pytest.raises(SecretError):
+        vault.decrypt(tokens[-1][:-4] + "AAAA")
 
 
 def test_vault_needs_a_key() -> None:
