@@ -34,11 +34,12 @@ log = logging.getLogger(__name__)
 SLOW_SECONDS = 2.0
 """An attempt slower than this marks its subscription slow for ``SLOW_FOR`` seconds."""
 SLOW_FOR = 300
-MAX_PARALLEL = 8
+MAX_PARALLEL = 16
 """Deliveries of one subscription claimed at once, across workers; 1 while it is slow.
 
-No more than a worker's sending threads (``sender.SEND_THREADS``), so what a worker
-claims of one subscription is being sent, not waiting behind a slow receiver."""
+Twice a worker's sending threads (``sender.SEND_THREADS``): while one worker sends 8 of
+a subscription, the next 8 are claimed and start as threads free up, so sending never
+stops for the worker's bookkeeping. A receiver sees at most 8 requests per worker."""
 INFLIGHT_TTL = 120
 """Seconds an in-flight count outlives its last change (a worker that died mid-send)."""
 

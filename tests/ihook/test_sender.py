@@ -253,22 +253,22 @@ def test_a_slow_receiver_does_not_hold_back_the_others(
     fast = Receiver(httpserver, "/fast")
     slow_sub = subscribe(client, slow.url, name="slow", event_types=["slow.*"])
     fast_sub = subscribe(client, fast.url, name="fast", event_types=["fast.*"])
-    for n in range(12):
+    for n in range(20):
         publish(client, "slow.thing", {"n": n})
     wait_for(lambda: len(slow.requests) >= 1, timeout=10)  # the slow receiver has answered
     for n in range(10):
         publish(client, "fast.thing", {"n": n})
     finished(client, fast_sub["id"], 10)
     # The fast receiver's deliveries went out while the slow backlog was still being
-    # worked through: 8 at once (the most per subscription), then one at a time.
+    # worked through: 16 claimed at once (the most per subscription), then one at a time.
     slow_done = [d for d in deliveries_of(client, slow_sub["id"]) if d["status"] == "succeeded"]
-    assert len(slow_done) <= 9, len(slow_done)
-    assert len(finished(client, slow_sub["id"], 12)) == 12  # and the slow ones all arrive
-    assert len(fast.requests) == 10 and len(slow.requests) == 12
+    assert len(slow_done) <= 17, len(slow_done)
+    assert len(finished(client, slow_sub["id"], 20)) == 20  # and the slow ones all arrive
+    assert len(fast.requests) == 10 and len(slow.requests) == 20
     answered = sorted(at for _, _, at in slow.requests)
-    assert answered[7] - answered[0] < 1.0  # the first wave went in parallel
-    gaps = [b - a for a, b in zip(answered[8:-1], answered[9:], strict=True)]
-    assert all(gap > 2.0 for gap in gaps), gaps  # then one at a time: known to be slow
+    assert answered[7] - answered[0] < 1.0  # the first wave went in parallel (8 threads)
+    gaps = [b - a for a, b in zip(answered[16:-1], answered[17:], strict=True)]
+    assert all(gap > 2.0 for gap in gaps), gaps  # past the 16 claimed: known to be slow
 
 
 def test_test_call_answers_with_the_receivers_status_and_body(client, httpserver):
