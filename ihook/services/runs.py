@@ -166,20 +166,54 @@ def finish_run(
     Returns False (and writes nothing) when the run is no longer this attempt's: the
     sweeper gave it to another worker.
     """
-    now = utcnow()
-    values: dict[str, Any] = {"steps": steps, "output": output, "error": error}
-    values["response"] = response
-    values["failed_step"] = failed_step
+    values: dict[str, Any] = {
+        "run_id": run.id,
+        "run_attempt": run.attempt,
+        "v_steps": steps,
+        "v_output": output,
+        "v_response": response,
+        "v_error": error,
+        "v_failed_step": failed_step,
+    }
     if retry_in is not None:
-        values.update(status=RunStatus.queued, next_attempt_at=now + retry_in, deadline_at=None)
+        values.update(v_status=RunStatus.queued, v_at=utcnow() + retry_in)
     else:
-        values.update(status=status, finished_at=now, deadline_at=None)
-    done = session.execute(
-        update(Run)
-        .where(Run.id == run.id, Run.status == RunStatus.running, Run.attempt == run.attempt)
-        .values(**values)
+        values.update(v_status=status, v_at=utcnow())
+    statement = _REQUEUE if retry_in is not None else _FINISH
+    return session.connection().execute(statement, values).rowcount == 1
+
+
+def _finish_statement(*, retry: bool) -> Any:
+    """The UPDATE that stores an attempt's outcome, if the run is still that attempt's.
+
+    Built once: Core on the connection, every value a parameter (building the statement
+    for each run, and the ORM's bulk update, cost more than executing it).
+    """
+    table = Run.__table__
+    return (
+        update(table)
+        .where(
+            table.c.id == bindparam("run_id"),
+            table.c.status == RunStatus.running,
+            table.c.attempt == bindparam("run_attempt"),
+        )
+        .values(
+            {
+                "steps": bindparam("v_steps"),
+                "output": bindparam("v_output"),
+                "response": bindparam("v_response"),
+                "error": bindparam("v_error"),
+                "failed_step": bindparam("v_failed_step"),
+                "status": bindparam("v_status"),
+                "deadline_at": None,
+                ("next_attempt_at" if retry else "finished_at"): bindparam("v_at"),
+            }
+        )
     )
-    return done.rowcount == 1  # type: ignore[attr-defined]
+
+
+_FINISH = _finish_statement(retry=False)
+_REQUEUE = _finish_statement(retry=True)
 
 
 def retry_run(session: Session, run_id: str) -> Run:
