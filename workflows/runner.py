@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -61,8 +61,8 @@ class StepLog:
     truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict."""
-        return {**asdict(self), "status": str(self.status)}
+        """Plain JSON-ready dict (every field is a scalar: no deep copy needed)."""
+        return {**vars(self), "status": str(self.status)}
 
 
 @dataclass
