@@ -68,7 +68,9 @@ class OutboundPolicy:
     max_response_bytes: int = 1_048_576
     """A longer response body raises ResponseTooLarge."""
     max_redirects: int = 5
-    """Redirects are followed by hand, each hop checked by the guard."""
+    """Redirects are followed by hand, each hop checked by the guard. With 0 none is
+    followed: the 3xx is the answer (its status and ``Location`` kept); past N > 0 the
+    request is refused."""
 
 
 @dataclass
@@ -213,7 +215,7 @@ def send_request(
             response, body, address = _send_pinned(client, request, addresses, policy, deadline)
             target, status = request.url, response.status_code
             got = {k.lower(): v for k, v in response.headers.items()}
-        if status not in REDIRECT_STATUSES or "location" not in got:
+        if status not in REDIRECT_STATUSES or "location" not in got or not policy.max_redirects:
             return OutboundResponse(
                 status=status,
                 headers=got,
