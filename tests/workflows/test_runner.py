@@ -108,7 +108,7 @@ def test_long_excerpts_are_truncated(run_steps: RunSteps) -> None:
 def test_oversized_output_fails_the_step_and_says_why(run_steps: RunSteps) -> None:
     steps = [
         {"id": "small", "type": "transform", "expression": "data"},
-        {"id": "huge", "type": "template", "template": "{{ data * 2 }}"},
+        {"id": "huge", "type": "transform", "expression": "[data, data]"},
     ]
     result = run_steps(steps, "x" * (MAX_OUTPUT_CHARS // 2 + 10))
     assert result.status == "failed" and result.failed_step == "huge"
