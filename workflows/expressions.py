@@ -10,7 +10,7 @@ import json
 import re
 import time
 import uuid as _uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -243,27 +243,44 @@ def _too_long(value: Any) -> bool:
     return isinstance(value, str | list | tuple | bytes) and len(value) > MAX_TEXT_CHARS
 
 
-_WIDE = re.compile(r"\d{7,}")
-"""A width or precision of a million or more in a format string."""
+_PRINTF_WIDE = re.compile(r"%[-+ #0]*(\d{7,}|\d*\.\d{7,})")
+_FORMAT_WIDE = re.compile(r"\{[^{}]*:[^{}]*\d{7,}[^{}]*\}")
+_FORMAT_NESTED = re.compile(r"\{[^{}]*:[^{}]*\{")
+"""A printf or ``str.format`` width or precision of a million or more, and a format
+whose width comes from an argument (``'{:>{}}'``)."""
+_SIZED_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+"""String methods whose number argument is the size of what they build."""
+_SIZED_FILTERS = frozenset({"center", "indent"})
+"""Filters whose number arguments (after the value) are the size of what they build."""
 
 
-def _check_arguments(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Refuse a call that would be asked to build something huge before it runs: a
-    size argument (``center(10**9)``, ``indent(10**9)``) or a format's width."""
-    for value in (*args, *kwargs.values()):
+def _check_sizes(name: str, values: Iterable[Any]) -> None:
+    """Refuse, before it runs, a call asked to build something over the cap."""
+    for value in values:
         if isinstance(value, int) and not isinstance(value, bool) and value > MAX_TEXT_CHARS:
             raise SecurityError(f"{name}: an argument over {MAX_TEXT_CHARS}")
-        if isinstance(value, str) and _WIDE.search(value) and ("%" in value or "{" in value):
-            raise SecurityError(f"{name}: a format width of a million or more")
+
+
+def _check_format(name: str, fmt: Any, args: Iterable[Any] = ()) -> None:
+    """Refuse a format string whose width or precision would build over the cap."""
+    if not isinstance(fmt, str):
+        return
+    if _PRINTF_WIDE.search(fmt) or _FORMAT_WIDE.search(fmt):
+        raise SecurityError(f"{name}: a format width of a million or more")
+    if _FORMAT_NESTED.search(fmt) or "*" in fmt:  # a width taken from the arguments
+        _check_sizes(name, args)
 
 
 def _capped_filter(name: str, function: Any) -> Any:
-    """A filter that checks its arguments and the size of what it returns."""
+    """A filter that checks the size it is asked for and the size of what it returns."""
 
     @functools.wraps(function)  # keeps Jinja's pass_context / pass_environment marks
     def capped(*args: Any, **kwargs: Any) -> Any:
         _spend()
-        _check_arguments(f"filter {name}", args, kwargs)
+        if name in _SIZED_FILTERS:
+            _check_sizes(f"filter {name}", (*args[1:], *kwargs.values()))
+        elif name == "format" and args:
+            _check_format("filter format", args[0], (*args[1:], *kwargs.values()))
         result = function(*args, **kwargs)
         if _too_long(result):
             raise SecurityError(f"filter {name}: a value over {MAX_TEXT_CHARS} characters")
@@ -274,8 +291,8 @@ def _capped_filter(name: str, function: Any) -> Any:
 
 class _Sandbox(SandboxedEnvironment):
     """Jinja's sandbox (no unsafe attributes or calls), plus caps on what a template can
-    make: strings and lists by ``*`` or by growing (``~``, ``+``, filters), numbers by
-    ``**``, loops by ``range``, and time. Each check raises ``SecurityError``."""
+    make: strings and lists by ``*``, ``+``, filters, sized methods and format widths,
+    numbers by ``**``, loop items, and time. Each check raises ``SecurityError``."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
@@ -295,8 +312,8 @@ class _Sandbox(SandboxedEnvironment):
                         raise SecurityError(f"'*' would build over {MAX_TEXT_CHARS} items")
         if operator == "**" and isinstance(right, int | float) and abs(right) > 1024:
             raise SecurityError("'**' with an exponent over 1024")
-        if operator == "%" and isinstance(left, str):
-            _check_arguments("'%'", (left,), {})
+        if operator == "%":
+            _check_format("'%'", left, right if isinstance(right, tuple) else (right,))
         result = super().call_binop(context, operator, left, right)
         if _too_long(result):
             raise SecurityError(f"a value over {MAX_TEXT_CHARS} characters")
@@ -304,15 +321,19 @@ class _Sandbox(SandboxedEnvironment):
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         _spend()
-        _check_arguments(getattr(__obj, "__name__", "a call"), args, kwargs)
+        name = getattr(__obj, "__name__", "")
+        subject = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
+        if isinstance(subject, str):
+            if name in _SIZED_METHODS:
+                _check_sizes(name, (*args, *kwargs.values()))
+            elif name in ("format", "format_map"):
+                _check_format(name, subject, (*args, *kwargs.values()))
         result = super().call(__context, __obj, *args, **kwargs)
         if _too_long(result):
             raise SecurityError(f"a value over {MAX_TEXT_CHARS} characters")
         return result
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, str) and attribute in ("format", "format_map"):
-            _check_arguments(attribute, (obj,), {})  # its width builds before any result
         value = super().getattr(obj, attribute)
         if _too_long(value):  # e.g. a namespace attribute grown in a loop
             raise SecurityError(f"a value over {MAX_TEXT_CHARS} characters")

@@ -121,3 +121,21 @@ def test_time_and_text_functions(expression: str, expected: object) -> None:
 def test_unreadable_times_are_expression_errors(expression: str) -> None:
     with pytest.raises(ExpressionError):
         search(expression, {"dmy": "20/11/2026"})
+
+
+def test_the_caps_leave_ordinary_templates_alone() -> None:
+    """Big numbers, percent signs and braces in data, modest widths: all render."""
+    context = {"data": {"ts": 1700000000, "id": "A-1", "text": "Order {1234567}: 50% off"}}
+    cases = {
+        "{{ data.ts }} {{ data.ts|string }} {{ data.ts|int }}": "1700000000 " * 2 + "1700000000",
+        "{{ '%d'|format(data.ts) }} {{ '{}'.format(data.ts) }}": "1700000000 1700000000",
+        "{{ 'Order 1234567: %s' % data.id }}": "Order 1234567: A-1",
+        "{{ range(data.ts, data.ts + 2)|list }}": "[1700000000, 1700000001]",
+        "{{ data.text|upper }}": "ORDER {1234567}: 50% OFF",
+        "{{ '%.2f'|format(3.14159) }}|{{ '{:>4}'.format('x') }}": "3.14|   x",
+        "{{ 'x'.center(3) }}": " x ",
+        "{% for n in range(3) %}{{ n }}{% else %}none{% endfor %}": "012",
+        "{% for n in [] %}{{ n }}{% else %}none{% endfor %}": "none",
+    }
+    for template, expected in cases.items():
+        assert render(template, context) == expected, template
