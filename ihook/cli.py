@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -59,12 +60,23 @@ def worker(burst: bool, fork: bool) -> None:
     from rq import SimpleWorker, Worker
 
     from ihook import jobs
+    from ihook.queue import stop_draining
     from workflows.plugins import load_plugins
 
     p = _platform()
     load_plugins()
     jobs.use_platform(p)
-    worker_class = Worker if fork else SimpleWorker
+    base = Worker if fork else SimpleWorker
+    # A work horse (--fork) inherits this: its parent passes a stop request on with it.
+    signal.signal(signal.SIGUSR1, lambda *_: stop_draining())
+
+    class worker_class(base):  # type: ignore[valid-type,misc]
+        def request_stop(self, signum, frame):  # type: ignore[no-untyped-def]
+            stop_draining()  # the drain job in hand ends after its current item
+            if self.horse_pid:
+                os.kill(self.horse_pid, signal.SIGUSR1)
+            super().request_stop(signum, frame)
+
     while True:
         rq_worker = None
         try:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from ihook import polling, sender
 from ihook.models import Event, Run, RunStatus, WorkflowVersion, utcnow
 from ihook.platform import Platform
-from ihook.queue import DRAIN_SECONDS, WorkQueue
+from ihook.queue import DRAIN_SECONDS, WorkQueue, draining_stopped
 from ihook.resources import run_resources
 from ihook.routing import Snapshot, snapshot_of
 from ihook.services.events import Accepted, add_event
@@ -48,7 +48,8 @@ def drain_runs(not_before: float | None = None) -> str:
     The transaction that stores a run's outcome also claims the next run, so a run
     costs two write transactions of the worker's (its claim is its predecessor's end).
     Stops claiming after ``DRAIN_SECONDS`` and wakes a fresh job if work is left, so one
-    job never outlives its RQ timeout and RQ's own bookkeeping gets its turn.
+    job never outlives its RQ timeout and RQ's own bookkeeping gets its turn; stops at
+    once, after the run in hand, when the worker is asked to stop (``stop_draining``).
     ``not_before``: the time (epoch seconds) a scheduled job is for.
     """
     p = platform()
@@ -56,7 +57,7 @@ def drain_runs(not_before: float | None = None) -> str:
     started = time.monotonic()
 
     def in_time() -> bool:
-        return time.monotonic() - started < DRAIN_SECONDS
+        return not draining_stopped() and time.monotonic() - started < DRAIN_SECONDS
 
     claimed: Claimed | None = None
     if in_time():

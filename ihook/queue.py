@@ -42,6 +42,23 @@ RUN_POLL = "ihook.jobs.run_poll"
 RESULT_TTL = 60
 """Seconds RQ keeps a finished job; the outcome lives in the database."""
 
+_stopping = threading.Event()
+
+
+def stop_draining() -> None:
+    """Have this process's drain jobs finish what they hold and claim nothing more.
+
+    Called when the worker is asked to stop (SIGTERM on a deploy): the run in hand ends
+    and is stored, what is still due stays queued or pending in the database for the
+    next worker, and the worker exits as soon as its current job returns.
+    """
+    _stopping.set()
+
+
+def draining_stopped() -> bool:
+    """Whether this process was asked to stop claiming work (see ``stop_draining``)."""
+    return _stopping.is_set()
+
 
 def connect(url: str) -> Redis:
     """A Redis client with short timeouts, so a dead server fails fast instead of hanging."""

@@ -33,7 +33,7 @@ from ihook import delivery_health as health
 from ihook.errors import Invalid
 from ihook.models import Delivery, DeliveryAttempt, Subscription, utcnow
 from ihook.platform import Platform
-from ihook.queue import DRAIN_SECONDS
+from ihook.queue import DRAIN_SECONDS, draining_stopped
 from ihook.routing import snapshot_of
 from ihook.secrets import redact_headers
 from ihook.services import deliveries as service
@@ -91,7 +91,7 @@ def drain(p: Platform) -> str:
     made = 0
     woke = False
     while True:
-        claiming = time.monotonic() - started < DRAIN_SECONDS
+        claiming = not draining_stopped() and time.monotonic() - started < DRAIN_SECONDS
         room = MAX_FLYING - len(flying) if claiming else 0
         if room or finished:
             mine = Counter(item.sub.id for item in flying.values())
@@ -109,7 +109,7 @@ def drain(p: Platform) -> str:
         if done and rest:  # quick receivers: store the attempts that end together at once
             done |= wait(rest, timeout=GATHER_SECONDS).done
         finished = [(flying.pop(f), f.result()) for f in done]
-    if time.monotonic() - started >= DRAIN_SECONDS:
+    if draining_stopped() or time.monotonic() - started >= DRAIN_SECONDS:
         p.deliveries.wake()  # out of time, perhaps not out of work: hand over
     return f"{made} attempt(s)"
 
