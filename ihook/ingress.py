@@ -35,6 +35,7 @@ from ihook.routing import ConfigChanged, read_generation, snapshot_of
 from ihook.secrets import SecretError, hash_token, redact_headers
 from ihook.services.endpoints import current_secrets
 from ihook.services.events import store_event
+from ihook.storable import REASON, storable, unstorable_at
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,7 @@ def _accept(endpoint: Endpoint, generation: int | None) -> tuple[Response, int]:
     except AuthFailed as exc:
         raise Refused(401, f"authentication failed: {exc.reason}") from None
     data = _parse(headers.get("content-type", ""), body)
+    _refuse_unstorable(headers, body, data)
     if endpoint.schema is not None:
         _validate(endpoint, data)
     scope = {"headers": headers, "data": data}
@@ -216,6 +218,24 @@ def _parse(content_type: str, body: bytes) -> Any:
         415,
         f"content type {mime or '(none)'!r} is not accepted; send application/json or a form",
     )
+
+
+def _refuse_unstorable(headers: dict[str, str], body: bytes, data: Any) -> None:
+    """400/422 for a header or body the database cannot store (``ihook.storable``).
+
+    Before, such a request reached the database and was answered 503, as if the
+    database were down: the sender would retry, forever, what can never be stored.
+    Parsed text can only hold such a character if the body has a NUL byte, a ``\\u``
+    escape (JSON) or a ``%`` escape (a form); other bodies are not walked.
+    """
+    if not storable("".join(headers)) or not storable("".join(headers.values())):
+        where = unstorable_at(headers)
+        raise Refused(400, f"header {where!r} {REASON}")
+    if b"\\u" not in body and b"\x00" not in body and b"%" not in body:
+        return
+    where = unstorable_at(data)
+    if where is not None:
+        raise Refused(422, f"the body at {where or '<body>'!r} {REASON}")
 
 
 NO_REMOTE_REFS = Registry()

@@ -23,8 +23,10 @@ from ihook.api import (
     workflows,
 )
 from ihook.api.context import platform
+from ihook.api.responses import SharedErrors
 from ihook.errors import IhookError
 from ihook.services.tokens import check_token
+from ihook.storable import REASON, storable
 
 __all__ = ["register_api"]
 
@@ -79,12 +81,17 @@ def register_api(app: Flask, url_prefix: str = "") -> Api:
     if url_prefix:
         app.config["OPENAPI_URL_PREFIX"] = f"{url_prefix}/api"
     api = IhookApi(
-        app, spec_kwargs={"info": {"description": "Manage ihook: webhooks and workflows."}}
+        app,
+        spec_kwargs={
+            "info": {"description": "Manage ihook: webhooks and workflows."},
+            "extra_plugins": [SharedErrors()],
+        },
     )
     api.mount_prefix = url_prefix
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]
     app.before_request(_require_token)
+    app.before_request(_refuse_unstorable_path)
     for module in BLUEPRINTS:
         api.register_blueprint(module.blp, url_prefix=f"{url_prefix}{module.blp.url_prefix}")
 
@@ -121,3 +128,15 @@ def _require_token() -> None:
     with p.db.session() as session:
         if not check_token(session, token):
             abort(401, message="invalid token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _refuse_unstorable_path() -> None:
+    """404 for a path whose id or name holds text no stored id or name can hold.
+
+    Looked up, such a value fails in the database (PostgreSQL) instead of matching nothing.
+    """
+    if request.blueprint not in PROTECTED:
+        return
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, str) and not storable(value):
+            abort(404, message=f"not found: the {name} in the path {REASON}")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ihook.api.context import platform
+from ihook.api.parsing import Blueprint
+from ihook.api.responses import errors
 from ihook.api.schemas import ConnectorPatchSchema, ConnectorSchema
 from ihook.models import Connector
 from ihook.services import connectors as service
@@ -28,6 +29,7 @@ class Connectors(MethodView):
 
     @blp.arguments(ConnectorSchema)
     @blp.response(201, ConnectorSchema)
+    @errors(blp, 409)
     def post(self, body: dict) -> Connector:
         """Create a connector (its config is checked against its kind)"""
         p = platform()
@@ -38,6 +40,7 @@ class Connectors(MethodView):
 @blp.route("/<connector_id>")
 class ConnectorById(MethodView):
     @blp.response(200, ConnectorSchema)
+    @errors(blp, 404)
     def get(self, connector_id: str) -> Connector:
         """Get a connector (secret fields left out)"""
         with platform().db.session() as session:
@@ -45,6 +48,7 @@ class ConnectorById(MethodView):
 
     @blp.arguments(ConnectorPatchSchema)
     @blp.response(200, ConnectorSchema)
+    @errors(blp, 404, 409)
     def patch(self, body: dict, connector_id: str) -> Connector:
         """Rename or reconfigure; `config` is merged into the stored one, secrets kept"""
         p = platform()
@@ -52,6 +56,7 @@ class ConnectorById(MethodView):
             return service.update_connector(session, p.vault, connector_id, body)
 
     @blp.response(204)
+    @errors(blp, 404)
     def delete(self, connector_id: str) -> None:
         """Delete a connector"""
         with platform().db.session() as session:

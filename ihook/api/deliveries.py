@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from ihook import sender
 from ihook.api.context import platform
+from ihook.api.parsing import Blueprint
+from ihook.api.responses import errors
 from ihook.api.schemas import ListArgs
 from ihook.models import Delivery
 from ihook.services import deliveries as service
@@ -98,6 +99,7 @@ class TestResultSchema(Schema):
 class SubscriptionDeliveries(MethodView):
     @blp.arguments(DeliveryListArgs, location="query")
     @blp.response(200, DeliverySchema(many=True))
+    @errors(blp, 404)
     def get(self, args: dict, sub_id: str) -> list[Delivery]:
         """A subscription's delivery log, newest first (status, event_type, since/until)"""
         with platform().db.session() as session:
@@ -108,6 +110,7 @@ class SubscriptionDeliveries(MethodView):
 @blp.route("/subscriptions/<sub_id>/test")
 class TestDelivery(MethodView):
     @blp.response(200, TestResultSchema)
+    @errors(blp, 404)
     def post(self, sub_id: str) -> sender.AttemptResult:
         """Send an `ihook.test` event now and answer with the receiver's status and body"""
         p = platform()
@@ -121,6 +124,7 @@ class TestDelivery(MethodView):
 class Recover(MethodView):
     @blp.arguments(RecoverArgs, location="query")
     @blp.response(202, RecoveredSchema)
+    @errors(blp, 404)
     def post(self, args: dict, sub_id: str) -> dict:
         """Send again every delivery of the subscription that failed since a time"""
         p = platform()
@@ -135,6 +139,7 @@ class Recover(MethodView):
 @blp.route("/deliveries/<delivery_id>")
 class DeliveryById(MethodView):
     @blp.response(200, DeliveryDetailSchema)
+    @errors(blp, 404)
     def get(self, delivery_id: str) -> dict:
         """Get a delivery with its body and every attempt"""
         with platform().db.session() as session:
@@ -150,6 +155,7 @@ class DeliveryById(MethodView):
 @blp.route("/deliveries/<delivery_id>/retry")
 class RetryDelivery(MethodView):
     @blp.response(202, DeliverySchema)
+    @errors(blp, 404, 409)
     def post(self, delivery_id: str) -> Delivery:
         """Send a finished delivery once more, now"""
         p = platform()

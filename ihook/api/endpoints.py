@@ -6,10 +6,11 @@ from typing import Any
 
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
 from ihook.api.context import platform
+from ihook.api.parsing import Blueprint
+from ihook.api.responses import errors
 from ihook.api.schemas import (
     EndpointPatchSchema,
     EndpointSchema,
@@ -58,6 +59,7 @@ class Endpoints(MethodView):
 
     @blp.arguments(EndpointSchema)
     @blp.response(201, EndpointSecretsSchema)
+    @errors(blp, 409)
     def post(self, body: dict) -> dict:
         """Create an endpoint
 
@@ -73,6 +75,7 @@ class Endpoints(MethodView):
 @blp.route("/<endpoint_id>")
 class EndpointById(MethodView):
     @blp.response(200, EndpointSchema)
+    @errors(blp, 404)
     def get(self, endpoint_id: str) -> dict:
         """Get an endpoint"""
         with platform().db.session() as session:
@@ -80,12 +83,14 @@ class EndpointById(MethodView):
 
     @blp.arguments(EndpointPatchSchema)
     @blp.response(200, EndpointSchema)
+    @errors(blp, 404, 409)
     def patch(self, body: dict, endpoint_id: str) -> dict:
         """Change an endpoint (its secret changes only through rotate-secret)"""
         with platform().db.session() as session:
             return present(session, service.update_endpoint(session, endpoint_id, body))
 
     @blp.response(204)
+    @errors(blp, 404)
     def delete(self, endpoint_id: str) -> None:
         """Delete an endpoint (its events are kept)"""
         with platform().db.session() as session:
@@ -96,6 +101,7 @@ class EndpointById(MethodView):
 class RotateSecret(MethodView):
     @blp.arguments(RotateSchema)
     @blp.response(200, EndpointSecretsSchema)
+    @errors(blp, 404)
     def post(self, body: dict, endpoint_id: str) -> dict:
         """Rotate an endpoint's secret (and optionally its URL key)
 
@@ -112,6 +118,7 @@ class RotateSecret(MethodView):
 class Rejections(MethodView):
     @blp.arguments(ListArgs, location="query")
     @blp.response(200, RejectionSchema(many=True))
+    @errors(blp, 404)
     def get(self, args: dict, endpoint_id: str) -> list[Rejection]:
         """List requests the endpoint refused (newest first; secrets redacted)"""
         with platform().db.session() as session:

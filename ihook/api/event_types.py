@@ -6,9 +6,10 @@ import json
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ihook.api.context import platform
+from ihook.api.parsing import Blueprint
+from ihook.api.responses import errors
 from ihook.api.schemas import EventTypeSchema, EventTypeUpdateSchema
 from ihook.errors import NotFound
 from ihook.services import event_types as service
@@ -35,6 +36,7 @@ class EventTypes(MethodView):
 
     @blp.arguments(EventTypeSchema)
     @blp.response(201, EventTypeSchema)
+    @errors(blp, 409)
     def post(self, body: dict) -> Catalogued:
         """Create an event type
 
@@ -48,6 +50,7 @@ class EventTypes(MethodView):
 @blp.route("/<name>")
 class EventTypeByName(MethodView):
     @blp.response(200, EventTypeSchema)
+    @errors(blp, 404)
     def get(self, name: str) -> Catalogued:
         """Get an event type"""
         with platform().db.session() as session:
@@ -55,6 +58,7 @@ class EventTypeByName(MethodView):
 
     @blp.arguments(EventTypeUpdateSchema)
     @blp.response(200, EventTypeSchema)
+    @errors(blp, 404, 409)
     def put(self, body: dict, name: str) -> Catalogued:
         """Change an event type's description or schema (built-in ones are 409)
 
@@ -64,6 +68,7 @@ class EventTypeByName(MethodView):
             return service.update_event_type(session, name, body)
 
     @blp.response(204)
+    @errors(blp, 404, 409)
     def delete(self, name: str) -> None:
         """Delete an event type (built-in ones are 409); its events are kept"""
         with platform().db.session() as session:
@@ -78,6 +83,7 @@ class EventTypeSchemaFile(MethodView):
         content_type=SCHEMA_MEDIA_TYPE,
         description="the schema, as a file named `<name>.schema.json`",
     )
+    @errors(blp, 404)
     def get(self, name: str) -> Response:
         """Download an event type's JSON Schema (404 when it has none)"""
         with platform().db.session() as session:

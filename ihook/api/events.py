@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ihook.api.context import platform
+from ihook.api.parsing import Blueprint
+from ihook.api.responses import errors
 from ihook.api.schemas import EventListArgs, EventSchema, PublishSchema, QueuedSchema
 from ihook.models import Event
 from ihook.services import events as service
@@ -58,6 +59,7 @@ class Events(MethodView):
 @blp.route("/<event_id>")
 class EventById(MethodView):
     @blp.response(200, EventSchema)
+    @errors(blp, 404)
     def get(self, event_id: str) -> Event:
         """Get an event"""
         with platform().db.session() as session:
@@ -67,6 +69,7 @@ class EventById(MethodView):
 @blp.route("/<event_id>/replay")
 class Replay(MethodView):
     @blp.response(202, QueuedSchema)
+    @errors(blp, 404)
     def post(self, event_id: str) -> dict:
         """Run an event again through the workflows its endpoint triggers now"""
         p = platform()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from redis.exceptions import RedisError
 from rq import Worker
 from sqlalchemy import func, select, text
@@ -11,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ihook import __version__
 from ihook.api.context import platform
+from ihook.api.parsing import Blueprint
 from ihook.api.schemas import HealthSchema
 from ihook.models import Delivery, DeliveryStatus, Run, RunStatus
 

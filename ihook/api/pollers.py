@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ihook.api.context import platform
+from ihook.api.parsing import Blueprint
+from ihook.api.responses import errors
 from ihook.api.schemas import (
     ListArgs,
     PollDetailSchema,
@@ -57,6 +58,7 @@ class Pollers(MethodView):
 
     @blp.arguments(PollerBodySchema)
     @blp.response(201, PollerSchema)
+    @errors(blp, 409)
     def post(self, body: dict) -> dict:
         """Create a poller
 
@@ -73,6 +75,7 @@ class Pollers(MethodView):
 @blp.route("/<poller_id>")
 class PollerById(MethodView):
     @blp.response(200, PollerSchema)
+    @errors(blp, 404)
     def get(self, poller_id: str) -> dict:
         """Get a poller"""
         with platform().db.session() as session:
@@ -80,6 +83,7 @@ class PollerById(MethodView):
 
     @blp.arguments(PollerBodySchema)
     @blp.response(200, PollerSchema)
+    @errors(blp, 404, 409)
     def put(self, body: dict, poller_id: str) -> dict:
         """Replace a poller's definition
 
@@ -94,6 +98,7 @@ class PollerById(MethodView):
 
     @blp.arguments(PollerPatchSchema)
     @blp.response(200, PollerSchema)
+    @errors(blp, 404, 409)
     def patch(self, body: dict, poller_id: str) -> dict:
         """Change some of a poller's fields (`request` and `pagination` are given whole)"""
         p = platform()
@@ -104,6 +109,7 @@ class PollerById(MethodView):
             return _present(session, poller)
 
     @blp.response(204)
+    @errors(blp, 404)
     def delete(self, poller_id: str) -> None:
         """Delete a poller with its poll log (its events are kept)"""
         with platform().db.session() as session:
@@ -113,6 +119,7 @@ class PollerById(MethodView):
 @blp.route("/<poller_id>/poll-now")
 class PollNow(MethodView):
     @blp.response(202, PollNowSchema)
+    @errors(blp, 404, 503)
     def post(self, poller_id: str) -> dict:
         """Queue a poll now, outside the schedule"""
         p = platform()
@@ -125,6 +132,7 @@ class PollNow(MethodView):
 class Polls(MethodView):
     @blp.arguments(ListArgs, location="query")
     @blp.response(200, PollSchema(many=True))
+    @errors(blp, 404)
     def get(self, args: dict, poller_id: str) -> list[Poll]:
         """List a poller's polls, newest first (since/until on the start time)"""
         with platform().db.session() as session:
@@ -134,6 +142,7 @@ class Polls(MethodView):
 @blp.route("/<poller_id>/polls/<poll_id>")
 class PollById(MethodView):
     @blp.response(200, PollDetailSchema)
+    @errors(blp, 404)
     def get(self, poller_id: str, poll_id: str) -> Poll:
         """Get one poll, with the ids of the events it stored"""
         with platform().db.session() as session:

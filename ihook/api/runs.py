@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ihook.api.context import platform
+from ihook.api.parsing import Blueprint
+from ihook.api.responses import errors
 from ihook.api.schemas import RunDetailSchema, RunListArgs, RunSchema
 from ihook.models import Run
 from ihook.services import runs as service
@@ -31,6 +32,7 @@ class Runs(MethodView):
 @blp.route("/<run_id>")
 class RunById(MethodView):
     @blp.response(200, RunDetailSchema)
+    @errors(blp, 404)
     def get(self, run_id: str) -> Run:
         """Get a run with its step log"""
         with platform().db.session() as session:
@@ -40,6 +42,7 @@ class RunById(MethodView):
 @blp.route("/<run_id>/retry")
 class Retry(MethodView):
     @blp.response(202, RunSchema)
+    @errors(blp, 404, 409)
     def post(self, run_id: str) -> Run:
         """Run a finished run again, on the same workflow version"""
         p = platform()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ihook.api.context import platform
+from ihook.api.parsing import Blueprint
+from ihook.api.responses import errors
 from ihook.api.schemas import (
     SubscriptionPatchSchema,
     SubscriptionRotateSchema,
@@ -55,6 +56,7 @@ class Subscriptions(MethodView):
 
     @blp.arguments(SubscriptionSchema)
     @blp.response(201, SubscriptionSecretSchema)
+    @errors(blp, 409)
     def post(self, body: dict) -> dict:
         """Create a subscription
 
@@ -71,6 +73,7 @@ class Subscriptions(MethodView):
 @blp.route("/<sub_id>")
 class SubscriptionById(MethodView):
     @blp.response(200, SubscriptionSchema)
+    @errors(blp, 404)
     def get(self, sub_id: str) -> dict:
         """Get a subscription (its secrets left out)"""
         with platform().db.session() as session:
@@ -78,6 +81,7 @@ class SubscriptionById(MethodView):
 
     @blp.arguments(SubscriptionSchema)
     @blp.response(200, SubscriptionSchema)
+    @errors(blp, 404, 409)
     def put(self, body: dict, sub_id: str) -> dict:
         """Replace a subscription's settings
 
@@ -94,6 +98,7 @@ class SubscriptionById(MethodView):
 
     @blp.arguments(SubscriptionPatchSchema)
     @blp.response(200, SubscriptionSchema)
+    @errors(blp, 404, 409)
     def patch(self, body: dict, sub_id: str) -> dict:
         """Change some of a subscription's settings (enabling it clears `disabled_reason`)"""
         p = platform()
@@ -102,6 +107,7 @@ class SubscriptionById(MethodView):
             return present(sub)
 
     @blp.response(204)
+    @errors(blp, 404)
     def delete(self, sub_id: str) -> None:
         """Delete a subscription and its deliveries"""
         with platform().db.session() as session:
@@ -112,6 +118,7 @@ class SubscriptionById(MethodView):
 class RotateSecret(MethodView):
     @blp.arguments(SubscriptionRotateSchema)
     @blp.response(200, SubscriptionSecretSchema)
+    @errors(blp, 404)
     def post(self, body: dict, sub_id: str) -> dict:
         """Rotate a subscription's signing secret
 

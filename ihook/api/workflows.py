@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
 from ihook.api.context import platform
+from ihook.api.parsing import Blueprint
+from ihook.api.responses import errors
 from ihook.api.schemas import ManualRunSchema, QueuedSchema, WorkflowPatchSchema, WorkflowSchema
 from ihook.models import Workflow
 from ihook.services import workflows as service
@@ -45,6 +46,7 @@ class Workflows(MethodView):
 
     @blp.arguments(WorkflowSchema)
     @blp.response(201, WorkflowSchema)
+    @errors(blp, 409)
     def post(self, body: dict) -> dict:
         """Create a workflow (validated; 422 names the step and field at fault)"""
         enabled = body.pop("enabled", True)
@@ -66,6 +68,7 @@ class Validate(MethodView):
 @blp.route("/<workflow_id>")
 class WorkflowById(MethodView):
     @blp.response(200, WorkflowSchema)
+    @errors(blp, 404)
     def get(self, workflow_id: str) -> dict:
         """Get a workflow's current version"""
         with platform().db.session() as session:
@@ -73,6 +76,7 @@ class WorkflowById(MethodView):
 
     @blp.arguments(WorkflowSchema)
     @blp.response(200, WorkflowSchema)
+    @errors(blp, 404, 409)
     def put(self, body: dict, workflow_id: str) -> dict:
         """Replace a workflow's definition: a changed one becomes a new version"""
         enabled = body.pop("enabled", None)
@@ -82,6 +86,7 @@ class WorkflowById(MethodView):
 
     @blp.arguments(WorkflowPatchSchema)
     @blp.response(200, WorkflowSchema)
+    @errors(blp, 404, 409)
     def patch(self, body: dict, workflow_id: str) -> dict:
         """Enable or disable a workflow (no new version)"""
         with platform().db.session() as session:
@@ -89,6 +94,7 @@ class WorkflowById(MethodView):
             return present(session, workflow)
 
     @blp.response(204)
+    @errors(blp, 404)
     def delete(self, workflow_id: str) -> None:
         """Delete a workflow with its versions and runs"""
         with platform().db.session() as session:
@@ -98,6 +104,7 @@ class WorkflowById(MethodView):
 @blp.route("/<workflow_id>/versions/<int:version>")
 class WorkflowVersion(MethodView):
     @blp.response(200, WorkflowSchema)
+    @errors(blp, 404)
     def get(self, workflow_id: str, version: int) -> dict:
         """Get one stored version of a workflow"""
         with platform().db.session() as session:
@@ -112,6 +119,7 @@ class WorkflowVersion(MethodView):
 class ManualRun(MethodView):
     @blp.arguments(ManualRunSchema)
     @blp.response(202, QueuedSchema)
+    @errors(blp, 404)
     def post(self, body: dict, workflow_id: str) -> dict:
         """Run the workflow now for a payload (stored as an event of source `manual`)"""
         p = platform()
