@@ -142,15 +142,58 @@ def token() -> None:
 
 @token.command("create")
 @click.option("--name", default="admin", show_default=True)
-def token_create(name: str) -> None:
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    default=("admin",),
+    show_default=True,
+    type=click.Choice(["read", "publish", "write", "admin"]),
+    help="What the token may do; repeat for more than one.",
+)
+@click.option("--expires-in-days", type=click.IntRange(min=1), help="Refused after this many days.")
+def token_create(name: str, scopes: tuple[str, ...], expires_in_days: int | None) -> None:
     """Create a token and print it (shown this once)."""
+    from datetime import timedelta
+
+    from ihook.models import utcnow
     from ihook.services.tokens import create_token
 
     p = _platform()
     p.db.upgrade()  # a fresh install may create its first token before anything else
+    expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
     with p.db.session() as session:
-        _, value = create_token(session, name)
+        _, value = create_token(session, name, scopes, expires)
     click.echo(value)
+
+
+@token.command("list")
+def token_list() -> None:
+    """List tokens: id, name, scopes, last use, expiry, revocation (never their values)."""
+    from ihook.services.tokens import list_tokens
+
+    with _platform().db.read() as session:
+        for row in list_tokens(session):
+            used = row.last_used_at.isoformat() if row.last_used_at else "never used"
+            state = f"revoked {row.revoked_at.isoformat()}" if row.revoked_at else "active"
+            expiry = f"expires {row.expires_at.isoformat()}" if row.expires_at else "no expiry"
+            scopes = ",".join(row.scopes)
+            click.echo(f"{row.id}\t{row.name}\t{scopes}\t{used}\t{expiry}\t{state}")
+
+
+@token.command("revoke")
+@click.argument("token_id")
+def token_revoke(token_id: str) -> None:
+    """Revoke a token by id: refused from its next request on."""
+    from ihook.errors import IhookError
+    from ihook.services.tokens import revoke_token
+
+    try:
+        with _platform().db.session() as session:
+            revoke_token(session, token_id)
+    except IhookError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"revoked {token_id}")
 
 
 @main.command("apply")

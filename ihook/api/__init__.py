@@ -20,12 +20,13 @@ from ihook.api import (
     records,
     runs,
     subscriptions,
+    tokens,
     workflows,
 )
 from ihook.api.context import platform
 from ihook.api.responses import SharedErrors
 from ihook.errors import IhookError
-from ihook.services.tokens import check_token
+from ihook.services.tokens import ADMIN, Caller, TokenRefused, check_token
 from ihook.storable import REASON, storable
 
 __all__ = ["register_api"]
@@ -52,6 +53,7 @@ BLUEPRINTS = (
     subscriptions,
     deliveries,
     pollers,
+    tokens,
 )
 PROTECTED = {m.blp.name for m in BLUEPRINTS if m is not health}
 """Blueprints whose routes need a bearer token (all but health)."""
@@ -111,6 +113,21 @@ def error_response(exc: IhookError) -> tuple[dict[str, Any], int]:
     return body, exc.status
 
 
+PUBLISH_VIEWS = {"events.Events"}
+"""The views a ``publish`` token may call (with POST): publishing an event."""
+
+
+def needed_scope() -> str:
+    """The scope the current request needs (see ``ihook.services.tokens``)."""
+    if request.blueprint == tokens.blp.name:
+        return "admin"
+    if request.method in ("GET", "HEAD"):
+        return "read"
+    if request.endpoint in PUBLISH_VIEWS:
+        return "publish"
+    return "write"
+
+
 def _require_token() -> None:
     if request.blueprint not in PROTECTED or request.method == "OPTIONS":
         return
@@ -122,12 +139,22 @@ def _require_token() -> None:
     # The same cap as ingress: a management call may carry a payload (events, manual runs).
     request.max_content_length = p.settings.max_body_bytes
     admin = p.settings.admin_token
+    caller: Caller
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
-        g.token_ok = True
-        return
-    with p.db.session() as session:
-        if not check_token(session, token):
-            abort(401, message="invalid token", headers={"WWW-Authenticate": "Bearer"})
+        caller = ADMIN
+    else:
+        try:
+            with p.db.session() as session:
+                caller = check_token(session, token)
+        except TokenRefused as refused:
+            abort(401, message=refused.reason, headers={"WWW-Authenticate": "Bearer"})
+    g.caller = caller
+    scope = needed_scope()
+    if not caller.allows(scope):
+        abort(
+            403,
+            message=f"this token lacks the {scope!r} scope (it has: {', '.join(caller.scopes)})",
+        )
 
 
 def _refuse_unstorable_path() -> None:

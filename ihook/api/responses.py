@@ -1,7 +1,7 @@
 """The error answers of the management API, declared in its OpenAPI document.
 
 Some come from code every route of a kind shares, and :class:`SharedErrors` declares them
-on each operation of that kind: 401 on every route behind the token, 400 (malformed
+on each operation of that kind: 401 and 403 on every route behind the token, 400 (malformed
 JSON) and 413 (over the body cap) on every route that takes a JSON body. The others
 belong to one view, which declares them with :func:`errors`: 404 where it looks up what
 the path names, 409 where a name can be taken or a state forbids the action, 503 where
@@ -39,7 +39,7 @@ class SharedErrors(BasePlugin):
 
 def _shared_statuses(operation: dict) -> list[int]:
     protected = operation.get("security") != []
-    statuses = [401] if protected else []
+    statuses = [401, 403] if protected else []  # no or bad token; a token without the scope
     if "requestBody" in operation:
         statuses.append(400)
         if protected:  # the token check sets the body cap of management calls

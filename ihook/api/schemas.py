@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 
 from ihook.ingress_auth import AUTH_TYPES, HMAC_SCHEMES
 from ihook.services.event_types import NAME_PATTERN as EVENT_TYPE_NAME
+from ihook.services.tokens import SCOPES
 
 NAME = validate.Regexp(
     r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
@@ -552,3 +553,30 @@ class PollDetailSchema(PollSchema):
     """One poll with the ids of the events it stored."""
 
     events = fields.List(fields.Str())
+
+
+class TokenSchema(Schema):
+    """A management API token. Its value is shown once, when it is created."""
+
+    id = fields.Str(dump_only=True)
+    name = fields.Str(required=True, validate=validate.Length(min=1, max=200))
+    scopes = fields.List(
+        fields.Str(validate=validate.OneOf(SCOPES)),
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "read, publish, write, admin (see docs/api.md#tokens)"},
+    )
+    expires_at = fields.AwareDateTime(
+        default_timezone=UTC,
+        allow_none=True,
+        metadata={"description": "refused from this time on; none: never expires"},
+    )
+    created_at = fields.DateTime(dump_only=True)
+    last_used_at = fields.DateTime(dump_only=True, allow_none=True)
+    revoked_at = fields.DateTime(dump_only=True, allow_none=True)
+
+
+class NewTokenSchema(TokenSchema):
+    """A token just created, with its value (shown this once)."""
+
+    token = fields.Str(dump_only=True)
