@@ -5,7 +5,8 @@ host resolves to must be public (unless ``OutboundPolicy.allow_private``). The r
 then sent to the address that was checked — the URL's host is replaced by the IP, the
 ``Host`` header and TLS SNI keep the real name — so DNS cannot change between the check
 and the connect (DNS rebinding). Redirects are followed by hand, each hop re-checked.
-The body is streamed and cut off at ``max_response_bytes``.
+The body is streamed and cut off at ``max_response_bytes`` (decoded): the request fails
+there, or with ``truncate_response`` the body is cut there and the rest left unread.
 
 Requests go through the pooled keep-alive ``http.client`` transport of
 ``connectors.outbound_pool``, or through the ``httpx.Client`` a caller passes.
@@ -66,7 +67,12 @@ class OutboundPolicy:
     timeout: float = 15.0
     """Seconds for connect + read."""
     max_response_bytes: int = 1_048_576
-    """A longer response body raises ResponseTooLarge."""
+    """A longer response body (once decoded) raises ResponseTooLarge, unless
+    ``truncate_response``."""
+    truncate_response: bool = False
+    """Cut a body longer than ``max_response_bytes`` there instead of raising: the rest is
+    never read or decoded (its connection is closed) and ``OutboundResponse.truncated``
+    says so. For callers that keep only an excerpt (outgoing webhook deliveries)."""
     max_redirects: int = 5
     """Redirects are followed by hand, each hop checked by the guard. With 0 none is
     followed: the 3xx is the answer (its status and ``Location`` kept); past N > 0 the
@@ -83,6 +89,8 @@ class OutboundResponse:
     url: str
     elapsed_ms: float
     extra: dict[str, Any] = field(default_factory=dict)
+    truncated: bool = False
+    """The body was cut at the policy's ``max_response_bytes`` (``truncate_response``)."""
 
     def json(self) -> Any:
         """The body parsed as JSON, or None when it is not JSON."""
@@ -176,8 +184,8 @@ def send_request(
 
     Without ``client`` the pooled keep-alive transport of ``outbound_pool`` sends it (no
     cookies kept, no proxies from the environment); with one, that ``httpx.Client`` does.
-    Raises OutboundRefused, ConnectFailed or ResponseTooLarge; never raises for a status
-    code (the caller decides: see ``raise_for_status``).
+    Raises OutboundRefused, ConnectFailed or ResponseTooLarge (unless the policy truncates);
+    never raises for a status code (the caller decides: see ``raise_for_status``).
     """
     seconds = policy.timeout if timeout is None else timeout
     deadline = time.monotonic() + seconds
@@ -192,7 +200,7 @@ def send_request(
         if client is None:
             if hop_params is not None:  # as httpx did: params, even {}, replace the query
                 target = httpx.URL(current, params=hop_params)
-            status, got, body, address = outbound_pool.send(
+            status, got, body, address, truncated = outbound_pool.send(
                 method,
                 _pool_target(target),
                 addresses,
@@ -201,6 +209,7 @@ def send_request(
                 json=json,
                 deadline=deadline,
                 max_body=policy.max_response_bytes,
+                truncate=policy.truncate_response,
             )
         else:
             request = client.build_request(
@@ -212,7 +221,9 @@ def send_request(
                 json=json,
                 timeout=httpx.Timeout(seconds),
             )
-            response, body, address = _send_pinned(client, request, addresses, policy, deadline)
+            response, (body, truncated), address = _send_pinned(
+                client, request, addresses, policy, deadline
+            )
             target, status = request.url, response.status_code
             got = {k.lower(): v for k, v in response.headers.items()}
         if status not in REDIRECT_STATUSES or "location" not in got or not policy.max_redirects:
@@ -223,6 +234,7 @@ def send_request(
                 url=str(target),
                 elapsed_ms=(time.perf_counter() - started) * 1000,
                 extra={"redirects": hop, "address": address},
+                truncated=truncated,
             )
         following = target.join(got["location"])
         if status == 303 or (status in (301, 302) and method == "POST"):
@@ -262,8 +274,9 @@ def _send_pinned(
     addresses: list[str],
     policy: OutboundPolicy,
     deadline: float,
-) -> tuple[httpx.Response, bytes, str]:
-    """Send ``request`` to one of the checked ``addresses``, reading at most the cap."""
+) -> tuple[httpx.Response, tuple[bytes, bool], str]:
+    """Send ``request`` to one of the checked ``addresses``, reading at most the cap; the
+    response, its body and whether that was cut, and the address used."""
     url = request.url
     last_error: Exception | None = None
     for address in addresses:
@@ -297,19 +310,23 @@ def _send_pinned(
 
 def _read_capped(
     response: httpx.Response, policy: OutboundPolicy, deadline: float, url: str
-) -> bytes:
-    """Read the (decoded) body, refusing more than the cap and stopping at the deadline."""
+) -> tuple[bytes, bool]:
+    """Read the (decoded) body, refusing more than the cap (or cutting it there, with
+    ``truncate_response``) and stopping at the deadline; the body and whether it was cut."""
     cap = policy.max_response_bytes
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
+    if declared.isdigit() and int(declared) > cap and not policy.truncate_response:
         raise ResponseTooLarge(f"response declares {declared} bytes (cap {cap})", url=url)
     chunks: list[bytes] = []
     size = 0
     try:
         for chunk in response.iter_bytes():
+            if size + len(chunk) > cap:
+                if not policy.truncate_response:
+                    raise ResponseTooLarge(f"response exceeds {cap} bytes", url=url)
+                chunks.append(chunk[: cap - size])
+                return b"".join(chunks), True
             size += len(chunk)
-            if size > cap:
-                raise ResponseTooLarge(f"response exceeds {cap} bytes", url=url)
             if time.monotonic() > deadline:
                 raise ConnectFailed("timed out reading the response", url=url)
             chunks.append(chunk)
@@ -317,7 +334,7 @@ def _read_capped(
         raise ConnectFailed(f"timed out: {exc}", url=url) from None
     except httpx.HTTPError as exc:
         raise ConnectFailed(f"{type(exc).__name__}: {exc}", url=url) from None
-    return b"".join(chunks)
+    return b"".join(chunks), False
 
 
 def raise_for_status(response: OutboundResponse) -> None:

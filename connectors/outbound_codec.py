@@ -30,8 +30,9 @@ class Decoder:
         self.raw_fallback = coding == "deflate"
         self.inflate = zlib.decompressobj(zlib.MAX_WBITS | (16 if coding == "gzip" else 0))
 
-    def decode(self, data: bytes, limit: int, last: bool) -> bytes | None:
-        """Decode ``data``; None when it comes to more than ``limit`` bytes."""
+    def decode(self, data: bytes, limit: int, last: bool) -> tuple[bytes, bool]:
+        """Decode ``data``: at most ``limit`` bytes of output, and whether it comes to more
+        (then the rest is not decoded: nothing more than ``limit`` is ever held)."""
         try:
             out = self.inflate.decompress(data, limit)
         except zlib.error:
@@ -41,5 +42,7 @@ class Decoder:
             out = self.inflate.decompress(data, limit)
         self.raw_fallback = self.raw_fallback and not data
         if self.inflate.unconsumed_tail:
-            return None
-        return out + self.inflate.flush() if last else out
+            return out, True
+        if last:
+            out += self.inflate.flush()
+        return out[:limit], len(out) > limit

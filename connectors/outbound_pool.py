@@ -7,7 +7,9 @@ real name as SNI and verifies the certificate against it. Idle connections are k
 ``Connection: close``, and never shared by two requests. A request on a reused connection
 that the server had closed while idle (no byte of a response came back) is sent once more
 on a fresh connection; never once a response has begun. Every socket wait gets the time
-left before ``deadline``. The body is ``gzip``/``deflate`` decoded and capped when decoded.
+left before ``deadline``. The body is ``gzip``/``deflate`` decoded and capped when decoded:
+past the cap the request fails, or, when the caller asks to ``truncate``, the body is cut
+at the cap and the rest never read (the connection is closed, not kept).
 """
 
 from __future__ import annotations
@@ -73,15 +75,18 @@ class _Request(NamedTuple):
     body: bytes | None
     deadline: float
     cap: int
+    truncate: bool
 
 
 class Reply(NamedTuple):
-    """A response read to the end: status, headers (lower-case names), body, address used."""
+    """A response read to the end (or to the cap, ``truncated``): status, headers
+    (lower-case names), body, address used."""
 
     status: int
     headers: dict[str, str]
     body: bytes
     address: str
+    truncated: bool = False
 
 
 class _NothingReceived(Exception):
@@ -274,13 +279,16 @@ def send(
     json: Any = None,
     deadline: float,
     max_body: int,
+    truncate: bool = False,
     pool: ConnectionPool | None = None,
 ) -> Reply:
     """Send one request to the first of ``addresses`` that takes a connection; read it all.
 
     ``deadline`` (``time.monotonic()``) bounds connect, send and read. Raises ConnectFailed
     (refused, reset, TLS; "timed out ..." when out of time) and ResponseTooLarge when the
-    (decoded) body passes ``max_body``. Redirects are the guard's work, not followed here.
+    (decoded) body passes ``max_body``; with ``truncate`` such a body is cut at
+    ``max_body`` instead (``Reply.truncated``). Redirects are the guard's work, not
+    followed here.
     """
     pool = pool or POOL
     body, content_type = encode_body(content, json)
@@ -292,7 +300,7 @@ def send(
         lines.append(("Content-Length", str(len(body or b""))))
     if content_type and "content-type" not in given:
         lines.append(("Content-Type", content_type))
-    request = _Request(method, target, lines, body, deadline, max_body)
+    request = _Request(method, target, lines, body, deadline, max_body, truncate)
     context = pool.tls_context() if target.scheme == "https" else None
     last_error: Exception | None = None
     for address in addresses:
@@ -374,23 +382,27 @@ def _finish(
                 except UnicodeError:
                     pass
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        body = _read_body(response, sock, headers, request)
+        body, truncated = _read_body(response, sock, headers, request)
     except BaseException:
         response.close()
         conn.close()
         raise
     if response.isclosed() and not response.will_close and conn.sock is not None:
         pool.give(conn.key, conn)
-    else:
+    else:  # to be closed, or the rest of a truncated body is still on its way
+        response.close()
         conn.close()
-    return Reply(response.status, headers, body, conn.key[1])
+    return Reply(response.status, headers, body, conn.key[1], truncated)
 
 
-def _read_body(response: Any, sock: Any, headers: dict[str, str], request: _Request) -> bytes:
-    """The decoded body, refusing more than the cap and stopping at the deadline."""
+def _read_body(
+    response: Any, sock: Any, headers: dict[str, str], request: _Request
+) -> tuple[bytes, bool]:
+    """The decoded body and whether it was cut at the cap (``request.truncate``); past the
+    cap without ``truncate``, ResponseTooLarge. Stops at the deadline."""
     cap, url = request.cap, request.target.url
     declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
+    if declared.isdigit() and int(declared) > cap and not request.truncate:
         raise ResponseTooLarge(f"response declares {declared} bytes (cap {cap})", url=url)
     codings = [c.strip().lower() for c in headers.get("content-encoding", "").split(",")]
     decoders = [Decoder(c) for c in reversed(codings) if c in ("gzip", "deflate")]
@@ -399,14 +411,18 @@ def _read_body(response: Any, sock: Any, headers: dict[str, str], request: _Requ
     try:
         while True:
             sock.settimeout(_time_left(request.deadline, url))
-            data: bytes | None = response.read1(READ_CHUNK)
-            last = not data
-            for decoder in decoders:
-                data = decoder.decode(data, cap - size + 1, last) if data is not None else None
-            size = cap + 1 if data is None else size + len(data)
-            if data is None or size > cap:
-                raise ResponseTooLarge(f"response exceeds {cap} bytes", url=url)
+            data: bytes = response.read1(READ_CHUNK)
+            last, over = not data, False
+            for decoder in decoders:  # never more than one byte past the cap held
+                data, more = decoder.decode(data, cap - size + 1, last)
+                over = over or more
+            if over or size + len(data) > cap:
+                if not request.truncate:
+                    raise ResponseTooLarge(f"response exceeds {cap} bytes", url=url)
+                chunks.append(data[: cap - size])
+                return b"".join(chunks), True
             chunks.append(data)
+            size += len(data)
             if last:
                 break
         if response.length:  # the connection ended before Content-Length bytes came
@@ -420,4 +436,4 @@ def _read_body(response: Any, sock: Any, headers: dict[str, str], request: _Requ
         raise ConnectFailed(f"DecodingError: {exc}", url=url) from None
     except (OSError, http.client.HTTPException) as exc:
         raise ConnectFailed(f"{type(exc).__name__}: {exc}", url=url) from None
-    return b"".join(chunks)
+    return b"".join(chunks), False

@@ -7,8 +7,9 @@ attempts are slow (answers over ``SLOW_SECONDS`` or timeouts). The counts live i
 no limit, because sending matters more than fairness.
 
 A subscription whose deliveries keep failing for ``IHOOK_DISABLE_AFTER`` seconds is
-disabled; a delivery that fails for good is e-mailed to the subscription's
-``error_emails`` through an smtp connector.
+disabled, and so is one whose receiver answers 410 Gone (``disable_gone``); a delivery
+that fails for good is e-mailed to the subscription's ``error_emails`` through an smtp
+connector.
 """
 
 from __future__ import annotations
@@ -150,6 +151,26 @@ def note_failing(p: Platform, session: Session, subscription_id: str, ok: bool, 
             .where(Subscription.id == subscription_id, Subscription.enabled.is_(True))
             .values(enabled=False, disabled_reason=reason)
         )
+        log.warning("subscription %s %s", subscription_id, reason)
+
+
+def disable_gone(session: Session, subscription_id: str, delivery_id: str) -> None:
+    """Disable a subscription whose receiver answered 410 Gone to ``delivery_id``.
+
+    410 says the resource is gone for good (RFC 9110): the receiver asks for nothing
+    more, so none of its deliveries is retried or sent until someone enables it again.
+    ``disabled_reason`` names the answer; a subscription already disabled keeps its reason.
+    """
+    reason = (
+        f"disabled at {iso(utcnow())}: the receiver answered 410 Gone to delivery "
+        f"{delivery_id}; it asked for no more deliveries"
+    )
+    disabled = session.execute(
+        update(Subscription)
+        .where(Subscription.id == subscription_id, Subscription.enabled.is_(True))
+        .values(enabled=False, disabled_reason=reason)
+    ).rowcount
+    if disabled:
         log.warning("subscription %s %s", subscription_id, reason)
 
 

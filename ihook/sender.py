@@ -6,6 +6,12 @@ the subscription. A 2xx within the timeout is success; anything else is logged a
 retried after the subscription's ``retry_schedule``; after the last attempt the
 delivery fails and the subscription's ``error_emails`` are told (``delivery_health``).
 
+What a receiver answers is read only up to ``RESPONSE_BYTES`` once decoded (a huge body
+or a gzip bomb is cut there, never inflated further) and kept as a short excerpt; the
+status decides. A redirect is not followed. ``Retry-After`` on a 429 or 503 puts the
+next attempt off at least that long. A 410 Gone ends the delivery and disables the
+subscription: the receiver said it wants no more.
+
 A worker drains deliveries (``drain``): it claims due ones from the database and keeps
 up to ``SEND_THREADS`` attempts in flight, each in a thread of its own, while its main
 thread stores finished attempts together and claims more. A subscription with as many
@@ -17,18 +23,21 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 from sqlalchemy.orm import Session
 
 import ihook
-from connectors.errors import ConnectorError, OutboundRefused
-from connectors.outbound import OutboundPolicy, send_request
+from connectors.errors import ConnectFailed, ConnectorError, OutboundRefused
+from connectors.outbound import OutboundPolicy, OutboundResponse, send_request
 from ihook import delivery_health as health
 from ihook.errors import Invalid
 from ihook.models import Delivery, DeliveryAttempt, Subscription, utcnow
@@ -44,6 +53,16 @@ log = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 2000
 """How much of a receiver's answer an attempt keeps."""
+RESPONSE_BYTES = 4 * EXCERPT_CHARS
+"""How much of a receiver's answer is read, decoded (UTF-8 takes up to 4 bytes a
+character); the rest is never read nor inflated."""
+GONE = 410
+"""The answer that disables a subscription at once."""
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+"""Answers whose ``Retry-After`` header puts the next attempt off."""
+MAX_RETRY_AFTER = 2 * 86_400
+"""The longest ``Retry-After`` honoured, seconds: the longest wait a retry schedule may
+hold (a longer one is cut to this)."""
 SEND_THREADS = 8
 """Attempts one worker makes at once (threads: the waiting is on the network)."""
 MAX_FLYING = 4 * SEND_THREADS
@@ -77,6 +96,8 @@ class Claimed:
 
     delivery: Delivery
     sub: Subscription
+    retry_after: int | None = None
+    """Seconds the receiver asked to be left alone (``Retry-After``), once answered."""
 
 
 def drain(p: Platform) -> str:
@@ -102,7 +123,7 @@ def drain(p: Platform) -> str:
             if more and not woke:
                 woke = p.deliveries.wake()  # a backlog: let every free worker join in
             for item in claimed:
-                flying[_pool().submit(_attempt, p, item.sub, item.delivery)] = item
+                flying[_pool().submit(_attempt, p, item)] = item
         if not flying:
             break
         done, rest = wait(flying, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
@@ -131,12 +152,13 @@ def send_delivery(p: Platform, delivery_id: str, *, single: bool = False) -> str
         claimed = service.claim(session, delivery_id, timeout=p.settings.delivery_timeout)
         if claimed is None:
             return "not claimed: taken, finished or not yet due"
-    attempt = _attempt(p, sub, claimed)
+    item = Claimed(claimed, sub)
+    attempt = _attempt(p, item)
     if single:
         with p.db.session() as session:
             service.finish_attempt(session, claimed, attempt, retry_in=None)
         return "delivered" if attempt.succeeded else "failed"
-    return _finish(p, [(Claimed(claimed, sub), attempt)])[0]
+    return _finish(p, [(item, attempt)])[0]
 
 
 def attempt_result(p: Platform, delivery_id: str) -> AttemptResult:
@@ -224,15 +246,13 @@ def _store(
     """Store finished attempts in ``session``; what to do once it is committed."""
     if not results:
         return list
-    rows = []
-    for item, attempt in results:
-        schedule = item.sub.retry_schedule or [0]
-        number = item.delivery.attempts
-        rows.append((item.delivery, attempt, schedule[number] if number < len(schedule) else None))
+    rows = [(item.delivery, attempt, _next_wait(item, attempt)) for item, attempt in results]
     outcomes = service.finish_attempts(session, rows)
     last = {}
     for (item, attempt), outcome in zip(results, outcomes, strict=True):
         last[item.sub.id] = (item.sub, outcome.succeeded, attempt)
+        if attempt.status_code == GONE:
+            health.disable_gone(session, item.sub.id, item.delivery.id)
     for sub, ok, attempt in last.values():
         if not ok or sub.failing_since is not None:  # a streak to start, go on or end
             health.note_failing(p, session, sub.id, ok, attempt.error or "")
@@ -244,6 +264,19 @@ def _store(
         ]
 
     return after
+
+
+def _next_wait(item: Claimed, attempt: DeliveryAttempt) -> int | None:
+    """Seconds until the next attempt, or None when this one was the last.
+
+    The subscription's ``retry_schedule`` says how long, or longer when the receiver asked
+    (``Retry-After``); after the schedule's last attempt, or a 410 Gone, there is none.
+    """
+    schedule = item.sub.retry_schedule or [0]
+    number = item.delivery.attempts
+    if attempt.status_code == GONE or number >= len(schedule):
+        return None
+    return max(schedule[number], item.retry_after or 0)
 
 
 def _note(
@@ -269,6 +302,9 @@ def _after(p: Platform, item: Claimed, attempt: DeliveryAttempt, outcome: servic
         else:
             p.deliveries.wake_at(utcnow() + timedelta(seconds=outcome.retry_in))
         return f"attempt {attempt.number} failed; retry in {outcome.retry_in}s"
+    if attempt.status_code == GONE:
+        health.alert(p, item.sub, item.delivery, attempt)
+        return f"failed: 410 Gone on attempt {attempt.number}; the subscription is disabled"
     if item.delivery.attempts == len(item.sub.retry_schedule or [0]):
         health.alert(p, item.sub, item.delivery, attempt)
     return f"failed after {attempt.number} attempt(s)"
@@ -285,8 +321,13 @@ def _pool() -> ThreadPoolExecutor:
     return _executor
 
 
-def _attempt(p: Platform, sub: Subscription, delivery: Delivery) -> DeliveryAttempt:
-    """POST the delivery once; the attempt as it went (not yet stored). Never raises."""
+def _attempt(p: Platform, item: Claimed) -> DeliveryAttempt:
+    """POST the delivery once; the attempt as it went (not yet stored). Never raises.
+
+    Notes on ``item`` how long the receiver asked to wait (``Retry-After``), if it did.
+    """
+    sub, delivery = item.sub, item.delivery
+    timeout = p.settings.delivery_timeout
     attempt = DeliveryAttempt(
         delivery_id=delivery.id, number=delivery.attempts, started_at=utcnow(), url=sub.url
     )
@@ -308,8 +349,10 @@ def _attempt(p: Platform, sub: Subscription, delivery: Delivery) -> DeliveryAtte
         attempt.request_headers = redact_headers(headers, extra=extra.keys())
         policy = OutboundPolicy(
             allow_private=p.settings.allow_private_networks,
-            timeout=float(p.settings.delivery_timeout),
+            timeout=float(timeout),
             max_redirects=0,  # a receiver that moved is a failure to fix, not to follow
+            max_response_bytes=RESPONSE_BYTES,
+            truncate_response=True,  # an excerpt is all that is kept
         )
         check_target(  # the URL rules; the guard in send_request checks the addresses
             sub.url, sub.environment, allow_http=p.settings.allow_http, policy=policy, resolve=False
@@ -319,6 +362,12 @@ def _attempt(p: Platform, sub: Subscription, delivery: Delivery) -> DeliveryAtte
         attempt.error = f"refused: {'; '.join(exc.errors.get('url', [])) or exc}"
     except OutboundRefused as exc:
         attempt.error = f"refused: {exc.message}"
+    except ConnectFailed as exc:
+        attempt.error = (
+            _timed_out(timeout, exc.message)
+            if exc.message.startswith("timed out")
+            else f"{type(exc).__name__}: {exc}"
+        )
     except ConnectorError as exc:
         attempt.error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a bug must fail the attempt visibly, not lose the delivery
@@ -326,10 +375,45 @@ def _attempt(p: Platform, sub: Subscription, delivery: Delivery) -> DeliveryAtte
         attempt.error = f"internal: {type(exc).__name__}: {exc}"
     else:
         attempt.status_code = response.status
-        attempt.response_excerpt = response.body[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[
-            :EXCERPT_CHARS
-        ]
+        attempt.response_excerpt = _excerpt(response.body)
         if not 200 <= response.status < 300:
             attempt.error = f"HTTP {response.status}"
+            item.retry_after = _retry_after(response)
+            if item.retry_after is not None:
+                attempt.error += f", Retry-After {item.retry_after} s"
     attempt.duration_ms = round((time.perf_counter() - started) * 1000, 1)
     return attempt
+
+
+def _timed_out(timeout: int, message: str) -> str:
+    """An attempt cut by the delivery timeout, named as such, with where it was cut
+    (connecting, waiting for the answer, reading it)."""
+    where = re.sub(r"^timed out(: timed out)?|: timed out$", "", message).strip(": ")
+    return (
+        f"timed out after {timeout} s (IHOOK_DELIVERY_TIMEOUT) {where or 'waiting for the answer'}"
+    )
+
+
+def _excerpt(body: bytes) -> str:
+    """What an attempt keeps of an answer: its first ``EXCERPT_CHARS`` characters as UTF-8,
+    undecodable bytes and NULs (which PostgreSQL text cannot hold) as U+FFFD."""
+    text = body[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[:EXCERPT_CHARS]
+    return text.replace("\x00", "\ufffd")
+
+
+def _retry_after(response: OutboundResponse) -> int | None:
+    """Seconds a 429 or 503 asks to wait (``Retry-After``: seconds or an HTTP date), at most
+    ``MAX_RETRY_AFTER``; None for other answers or a value that is neither."""
+    value = response.headers.get("retry-after", "").strip()
+    if response.status not in RETRY_AFTER_STATUSES or not value:
+        return None
+    if value.isascii() and value.isdigit():
+        return min(int(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is GMT; "-0000" parses as naive
+        when = when.replace(tzinfo=UTC)
+    seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(0, math.ceil(seconds)), MAX_RETRY_AFTER)
