@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from ihook.app import create_app
 from ihook.db import upgrade
 from ihook.platform import Platform
 from ihook.settings import Settings
+from tests.log_sweep import Sweep, SweepHandler
 from tests.support import free_port
 
 ADMIN_TOKEN = "test-admin-token"
@@ -28,7 +30,29 @@ PUBLIC_IP = "93.184.215.14"
 """What ``*.example.com`` resolves to under the ``public_dns`` fixture."""
 SECRET_KEY = "test-secret-key"
 PG_URL = os.environ.get("IHOOK_TEST_DATABASE_URL")
+SWEEP = Sweep(constants=(ADMIN_TOKEN, SECRET_KEY))
+"""The secret sweep of every log of this run (``tests/log_sweep.py``)."""
 REQUIRE_PG = os.environ.get("IHOOK_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_sweep() -> Iterator[Sweep]:
+    """Check every log record of the run as it is emitted and, at the end, every log file
+    of the processes tests started; fail the run if any holds a secret."""
+    handler = SweepHandler(SWEEP)
+    # The suite's own HTTP client logs every URL it calls, ingest keys included; ihook's
+    # processes quiet it the same way (``ihook.cli``).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, logging.INFO) or logging.INFO)
+    yield SWEEP
+    root.removeHandler(handler)
+    root.setLevel(level)
+    SWEEP.check_files()
+    if SWEEP.found:
+        pytest.fail(f"secrets in the logs of this run:\n{SWEEP.report()}", pytrace=False)
 
 
 class RedisServer:
@@ -220,6 +244,7 @@ class Processes:
         self.settings = settings
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
+        SWEEP.log_dirs.append(log_dir)
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{args[0]}-{len(self.procs)}.log", "wb")  # noqa: SIM115

@@ -38,19 +38,16 @@ claims it and reaches the send step; 2 s covers the wake and a busy 2-core machi
 def connection_holder(client_port: int, candidates: list[int]) -> int | None:
     """Which of ``candidates`` (pids) holds the TCP connection whose client end is
     ``client_port`` on 127.0.0.1."""
-    inode = None
+    wanted = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if int(fields[1].split(":")[1], 16) == client_port:
-            inode = fields[9]
-            break
-    if inode is None:
-        return None
-    wanted = f"socket:[{inode}]"
+        established, inode = fields[3] == "01", fields[9]
+        if established and inode != "0" and int(fields[1].split(":")[1], 16) == client_port:
+            wanted.add(f"socket:[{inode}]")  # (a closed socket of the same port has inode 0)
     for pid in candidates:
         try:
             for fd in os.listdir(f"/proc/{pid}/fd"):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == wanted:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
                     return pid
         except OSError:
             continue
