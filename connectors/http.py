@@ -54,7 +54,12 @@ class HttpConfig(Schema):
 
     base_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
     auth = fields.Nested(AuthConfig, load_default=lambda: {"type": "none"})
-    headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    headers = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        load_default=dict,
+        load_only=True,  # custom headers often carry keys: write-only, as the auth secrets
+    )
     timeout = fields.Float(
         load_default=DEFAULT_TIMEOUT, validate=validate.Range(min=0, max=300, min_inclusive=False)
     )

@@ -8,10 +8,12 @@ import pytest
 from sqlalchemy import select
 
 from ihook.models import Connector
+from ihook.services.connectors import full_config
 from tests.support import wait_for
 
 both_backends = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 TOKEN = "crm-token-0123456789"
+TENANT_KEY = "tenant-key-4c1b9e"
 
 
 def crm_connector(client, base_url: str, name: str = "crm"):
@@ -23,7 +25,7 @@ def crm_connector(client, base_url: str, name: str = "crm"):
             "config": {
                 "base_url": base_url,
                 "auth": {"type": "bearer", "token": TOKEN},
-                "headers": {"X-Source": "ihook"},
+                "headers": {"X-Source": "ihook", "X-Tenant-Key": TENANT_KEY},
             },
         },
     )
@@ -42,12 +44,17 @@ def test_crud_never_shows_the_secret(client, platform):
     answers.append(changed)
     assert changed.json["config"]["timeout"] == 5
     assert changed.json["config"]["auth"] == {"type": "bearer"}  # the token was kept
+    assert "headers" not in changed.json["config"]  # names and values: write-only
     for answer in answers:
         assert answer.status_code == 200
         assert TOKEN not in answer.get_data(as_text=True)
+        assert TENANT_KEY not in answer.get_data(as_text=True)
     with platform.db.session() as session:
         row = session.scalars(select(Connector)).one()
-        assert TOKEN not in json.dumps(row.config) and TOKEN not in row.secrets_enc
+        for secret in (TOKEN, TENANT_KEY):
+            assert secret not in json.dumps(row.config) and secret not in row.secrets_enc
+        kept = full_config(row, platform.vault)
+    assert kept["headers"] == {"X-Source": "ihook", "X-Tenant-Key": TENANT_KEY}  # as sent
     assert client.delete(url).status_code == 204
     assert client.get(url).status_code == 404
 
@@ -74,7 +81,11 @@ def test_send_through_a_connector_carries_its_auth(client, httpserver, worker, p
     httpserver.expect_request(
         "/api/members/m-1/activities",
         method="POST",
-        headers={"Authorization": f"Bearer {TOKEN}", "X-Source": "ihook"},
+        headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "X-Source": "ihook",
+            "X-Tenant-Key": TENANT_KEY,
+        },
     ).respond_with_json({"id": 7}, status=201)
     assert crm_connector(client, httpserver.url_for("/api")).status_code == 201
     ep = client.post("/api/v1/endpoints", json={"name": "lms", "auth": {"type": "none"}}).json
@@ -103,7 +114,8 @@ def test_send_through_a_connector_carries_its_auth(client, httpserver, worker, p
     )
     assert run["status"] == "succeeded", run
     assert run["output"]["status"] == 201 and run["output"]["body"] == {"id": 7}
-    assert TOKEN not in json.dumps(run) and TOKEN not in processes.logs()
+    for secret in (TOKEN, TENANT_KEY):
+        assert secret not in json.dumps(run) and secret not in processes.logs()
 
 
 def test_workflow_naming_a_missing_connector_is_refused(client):
