@@ -78,6 +78,7 @@ def make_every_secret(client, platform, receiver_url: str) -> dict[str, object]:
             "config": {
                 "base_url": receiver_url,
                 "auth": {"type": "bearer", "token": "connector-token-61d2f8"},
+                "headers": {"X-Partner-Key": "partner-key-a7e3d0"},
             },
         },
         {
@@ -99,7 +100,12 @@ def make_every_secret(client, platform, receiver_url: str) -> dict[str, object]:
     for connector in connectors:
         made = client.post("/api/v1/connectors", json=connector)
         assert made.status_code == 201, made.json
-    plain += ["connector-token-61d2f8", "smtp-password-93ab47", "dw-password-2e8c51"]
+    plain += [
+        "connector-token-61d2f8",
+        "partner-key-a7e3d0",
+        "smtp-password-93ab47",
+        "dw-password-2e8c51",
+    ]
 
     with platform.db.session() as session:
         plain.append(create_token(session, "ci")[1])
@@ -195,6 +201,7 @@ def test_key_rotation_reencrypts_every_row_and_the_old_key_can_go(
                 row.name: full_config(row, only_new.vault) for row in session.query(Connector)
             }
         assert configs["crm-api"]["auth"]["token"] == "connector-token-61d2f8"
+        assert configs["crm-api"]["headers"] == {"X-Partner-Key": "partner-key-a7e3d0"}
         assert configs["mailer"]["password"] == "smtp-password-93ab47"
         assert "dw-password-2e8c51" in configs["warehouse"]["url"]
 
