@@ -6,6 +6,7 @@ from flask import Flask
 
 from ihook.api import register_api
 from ihook.api.context import EXTENSION
+from ihook.console import register_console
 from ihook.ingress import bp as ingress
 from ihook.platform import Platform
 from ihook.settings import Settings
@@ -20,7 +21,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
 
 
 def init_app(app: Flask, *, url_prefix: str = "", platform: Platform | None = None) -> Flask:
-    """Mount ihook (API under ``{url_prefix}/api``, ingress under ``{url_prefix}/hooks``)."""
+    """Mount ihook (API under ``{url_prefix}/api``, ingress under ``{url_prefix}/hooks``,
+    the web console under ``{url_prefix}/ui``)."""
     platform = platform or Platform(Settings.from_env())
     load_plugins()  # once per process; a broken plugin is logged, not fatal
     # Fail at start, not on the first webhook: both are needed to accept one.
@@ -31,4 +33,5 @@ def init_app(app: Flask, *, url_prefix: str = "", platform: Platform | None = No
     app.json.sort_keys = False  # type: ignore[attr-defined]
     register_api(app, url_prefix=url_prefix)
     app.register_blueprint(ingress, url_prefix=url_prefix or None)
+    register_console(app, url_prefix=url_prefix)
     return app

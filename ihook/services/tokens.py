@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -122,22 +123,32 @@ def revoke_token(session: Session, token_id: str) -> ApiToken:
 def check_token(session: Session, token: str) -> Caller:
     """The caller a stored token belongs to; TokenRefused when it is unknown, revoked or
     expired. Its last use is noted, at most once a minute."""
-    row = session.execute(
-        select(
-            ApiToken.id,
-            ApiToken.scopes,
-            ApiToken.last_used_at,
-            ApiToken.expires_at,
-            ApiToken.revoked_at,
-        ).where(ApiToken.token_hash == hash_token(token))
-    ).first()
-    if row is None:
-        raise TokenRefused("invalid token")
+    row = session.execute(_CALLER.where(ApiToken.token_hash == hash_token(token))).first()
+    caller = _caller_of(row)
+    assert row is not None  # refused above otherwise
     now = utcnow()
-    if row.revoked_at is not None:
-        raise TokenRefused("token revoked")
-    if row.expires_at is not None and row.expires_at <= now:
-        raise TokenRefused("token expired")
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
         session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+    return caller
+
+
+def caller_by_id(session: Session, token_id: str) -> Caller:
+    """The caller of the stored token ``token_id`` (a console session names its token by id,
+    never by value); TokenRefused when it is gone, revoked or expired."""
+    return _caller_of(session.execute(_CALLER.where(ApiToken.id == token_id)).first())
+
+
+_CALLER = select(
+    ApiToken.id, ApiToken.scopes, ApiToken.last_used_at, ApiToken.expires_at, ApiToken.revoked_at
+)
+"""What deciding a token's caller reads."""
+
+
+def _caller_of(row: Any) -> Caller:
+    if row is None:
+        raise TokenRefused("invalid token")
+    if row.revoked_at is not None:
+        raise TokenRefused("token revoked")
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        raise TokenRefused("token expired")
     return Caller(token_id=row.id, scopes=tuple(row.scopes))

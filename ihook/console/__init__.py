@@ -1,0 +1,65 @@
+"""The web console at ``/ui``: server-rendered pages over the same services as the API.
+
+Signed in with an API token (the cookie keeps who, never the token); every form carries a
+CSRF token; every answer carries a strict Content-Security-Policy. JavaScript, from our
+own static file, only enhances pages that work without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, g, render_template
+from werkzeug.exceptions import HTTPException
+
+from ihook.api.context import EXTENSION
+from ihook.console import auth, dashboard, pages, runs  # noqa: F401  (they add the views)
+from ihook.console.blueprint import bp
+from ihook.console.present import register_filters
+from ihook.console.security import add_headers, configure_sessions
+from ihook.errors import IhookError
+
+__all__ = ["bp", "register_console"]
+
+URL_PREFIX = "/ui"
+"""Where the console lives, below the prefix ihook is mounted at."""
+NAV = [
+    ("console.dashboard", "Dashboard"),
+    ("console.endpoints", "Endpoints"),
+    ("console.workflows", "Workflows"),
+    ("console.runs", "Runs"),
+    ("console.subscriptions", "Subscriptions"),
+    ("console.pollers", "Pollers"),
+]
+"""The console's main navigation, in order."""
+
+
+@bp.context_processor
+def _page_context() -> dict[str, Any]:
+    return {
+        "csrf_token": auth.csrf_token,
+        "csrf_field": auth.CSRF_FIELD,
+        "caller": g.get("console_caller"),
+        "nav": NAV,
+    }
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> tuple[str, int]:
+    status = error.code or 500
+    return render_template("console/error.html", status=status, error=error), status
+
+
+@bp.errorhandler(IhookError)
+def _service_error(error: IhookError) -> tuple[str, int]:
+    return render_template("console/error.html", status=error.status, error=error), error.status
+
+
+bp.after_request(add_headers)
+
+
+def register_console(app: Flask, url_prefix: str = "") -> None:
+    """Mount the console at ``{url_prefix}/ui`` on ``app`` (which holds ihook's platform)."""
+    configure_sessions(app, app.extensions[EXTENSION].settings.require_secret_keys())
+    register_filters(app)
+    app.register_blueprint(bp, url_prefix=f"{url_prefix}{URL_PREFIX}")
