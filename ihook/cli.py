@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import time
 
@@ -57,25 +56,15 @@ def api(bind: str, workers: int, threads: int) -> None:
 @click.option("--fork", is_flag=True, help="Run each job in a forked child (RQ's Worker).")
 def worker(burst: bool, fork: bool) -> None:
     """Execute queued runs and deliveries (an RQ worker with RQ's scheduler for retries)."""
-    from rq import SimpleWorker, Worker
-
     from ihook import jobs
-    from ihook.queue import stop_draining
+    from ihook.worker import IhookForkingWorker, IhookWorker, relay_stop_to_horses
     from workflows.plugins import load_plugins
 
     p = _platform()
     load_plugins()
     jobs.use_platform(p)
-    base = Worker if fork else SimpleWorker
-    # A work horse (--fork) inherits this: its parent passes a stop request on with it.
-    signal.signal(signal.SIGUSR1, lambda *_: stop_draining())
-
-    class worker_class(base):  # type: ignore[valid-type,misc]
-        def request_stop(self, signum, frame):  # type: ignore[no-untyped-def]
-            stop_draining()  # the drain job in hand ends after its current item
-            if self.horse_pid:
-                os.kill(self.horse_pid, signal.SIGUSR1)
-            super().request_stop(signum, frame)
+    worker_class = IhookForkingWorker if fork else IhookWorker
+    relay_stop_to_horses()
 
     while True:
         rq_worker = None

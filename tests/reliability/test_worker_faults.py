@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -236,7 +237,11 @@ def test_sigterm_finishes_the_run_in_hand_and_leaves_the_rest_queued(
     assert started.wait(60), fault_processes.logs()
     worker.send_signal(signal.SIGTERM)  # what a deploy sends: to the worker process only
     stopped_in = time.monotonic()
-    assert worker.wait(10) == 0
+    try:
+        code = worker.wait(15)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the worker did not stop:\n{fault_processes.logs()[-3000:]}")
+    assert code == 0
     stopped_in = time.monotonic() - stopped_in
     with platform.db.read() as session:
         by_status = dict(
