@@ -8,6 +8,8 @@ the transaction that stores its event and run, and the sweep is safe to repeat.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from datetime import datetime
 
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 
 TICK = 1.0
 """Seconds between two ticks: how late after its slot a scheduled workflow may fire."""
+ALIVE_SECONDS = 30
+"""A scheduler whose last good tick is older than this is not counted as running."""
 
 
 def tick(platform: Platform, now: datetime | None = None) -> Sweep:
@@ -39,12 +43,39 @@ def tick(platform: Platform, now: datetime | None = None) -> Sweep:
 
 
 def run_forever(platform: Platform, *, interval: float = TICK) -> None:
-    """Tick every ``interval`` seconds; a failing database or Redis is logged and retried."""
+    """Tick every ``interval`` seconds; a failing database or Redis is logged and retried.
+
+    Each good tick is noted in Redis (``note_tick``), so health can tell whether any
+    scheduler, and with it the sweeper, is running.
+    """
+    name = f"{socket.gethostname()}:{os.getpid()}"
     while True:
         try:
             tick(platform)
+            note_tick(platform, name)
         except (RedisError, SQLAlchemyError) as exc:
             log.warning("scheduler tick failed, will retry: %s", exc)
         except Exception:  # a bug must not stop the sweeper that guards everything else
             log.exception("scheduler tick crashed, will retry")
         time.sleep(interval)
+
+
+def _ticks_key(platform: Platform) -> str:
+    return f"ihook:{platform.settings.queue_name}:scheduler-ticks"
+
+
+def note_tick(platform: Platform, name: str, at: float | None = None) -> None:
+    """Record that scheduler ``name`` finished a tick ``at`` (epoch seconds, now by default)."""
+    platform.redis.zadd(_ticks_key(platform), {name: time.time() if at is None else at})
+
+
+def schedulers_alive(platform: Platform) -> tuple[int, float | None]:
+    """How many schedulers ticked in the last ``ALIVE_SECONDS``, and how many seconds ago
+    the newest tick was (None when none ever did). Forgets schedulers gone quiet."""
+    key, now = _ticks_key(platform), time.time()
+    with platform.redis.pipeline() as pipe:
+        pipe.zremrangebyscore(key, "-inf", now - ALIVE_SECONDS)
+        pipe.zcard(key)
+        pipe.zrange(key, -1, -1, withscores=True)
+        _, alive, newest = pipe.execute()
+    return int(alive), (round(now - newest[0][1], 1) if newest else None)

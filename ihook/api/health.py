@@ -1,4 +1,4 @@
-"""``/api/v1/health``: is the database up, is Redis up, do workers listen."""
+"""``/api/v1/health``: is the database up, is Redis up, do workers and schedulers run."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ihook.api.context import platform
 from ihook.api.parsing import Blueprint
 from ihook.api.schemas import HealthSchema
 from ihook.models import Delivery, DeliveryStatus, Run, RunStatus
+from ihook.scheduler import schedulers_alive
 
 blp = Blueprint("health", __name__, url_prefix="/api/v1/health", description="Health (no token).")
 
@@ -39,6 +40,7 @@ class Health(MethodView):
             body["queue_depth"] = p.queue.depth()
             body["delivery_queue_depth"] = p.deliveries.depth()
             body["workers"] = Worker.count(connection=p.redis)
+            body["schedulers"], body["scheduler_last_tick_seconds"] = schedulers_alive(p)
         except (RedisError, ValueError) as exc:
             body["redis"] = f"error: {type(exc).__name__}"
         up = body["database"] == "ok"

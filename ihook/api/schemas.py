@@ -316,6 +316,15 @@ class HealthSchema(Schema):
     database = fields.Str()
     redis = fields.Str()
     workers = fields.Int(allow_none=True)
+    schedulers = fields.Int(
+        allow_none=True,
+        metadata={
+            "description": "schedulers that ticked in the last 30 s (the sweeper runs in them)"
+        },
+    )
+    scheduler_last_tick_seconds = fields.Float(
+        allow_none=True, metadata={"description": "seconds since the newest tick; null: never"}
+    )
     queue_depth = fields.Int(allow_none=True)
     queued_runs = fields.Int(allow_none=True)
     delivery_queue_depth = fields.Int(allow_none=True)

@@ -157,3 +157,19 @@ def test_a_restart_of_scheduler_and_worker_between_polls_changes_nothing(
     later = polls()[done:]
     assert sum(p.items_new for p in later) == 5 and item_events() == 305
     assert {p.status for p in polls()} == {"succeeded"}
+
+
+def test_health_counts_the_schedulers_that_tick(client, platform, processes):
+    from ihook.scheduler import ALIVE_SECONDS, note_tick
+
+    health = client.raw.get("/api/v1/health").json
+    assert health["schedulers"] == 0 and health["scheduler_last_tick_seconds"] is None
+    note_tick(platform, "gone-quiet", at=time.time() - ALIVE_SECONDS - 1)
+    assert client.raw.get("/api/v1/health").json["schedulers"] == 0  # too long ago
+
+    processes.start("scheduler", "--interval", "0.2")
+    ticking = wait_for(
+        lambda: (h := client.raw.get("/api/v1/health").json)["schedulers"] == 1 and h
+    )
+    assert 0 <= ticking["scheduler_last_tick_seconds"] < 5
+    assert platform.redis.zcard(f"ihook:{platform.settings.queue_name}:scheduler-ticks") == 1
