@@ -104,3 +104,12 @@ class MemoryStore:
     def page(self, collection: str, after: str | None, limit: int) -> list[tuple[str, dict]]:
         keys = sorted(k for c, k in self.rows if c == collection and (after is None or k > after))
         return [(k, self.rows[(collection, k)]) for k in keys[:limit]]
+
+
+def subscribe(client, url: str, name: str = "crm", **fields) -> dict:
+    """A subscription to ``member.*`` events at ``url``; retries after 1 s by default."""
+    body = {"name": name, "url": url, "event_types": ["member.*"], **fields}
+    body.setdefault("retry_schedule", [0, 1, 1])
+    answer = client.post("/api/v1/subscriptions", json=body)
+    assert answer.status_code == 201, answer.json
+    return answer.json

@@ -120,6 +120,12 @@ def revoke_token(session: Session, token_id: str) -> ApiToken:
     return row
 
 
+_CALLER = select(
+    ApiToken.id, ApiToken.scopes, ApiToken.last_used_at, ApiToken.expires_at, ApiToken.revoked_at
+)
+"""What deciding a token's caller reads."""
+
+
 def check_token(session: Session, token: str) -> Caller:
     """The caller a stored token belongs to; TokenRefused when it is unknown, revoked or
     expired. Its last use is noted, at most once a minute."""
@@ -136,12 +142,6 @@ def caller_by_id(session: Session, token_id: str) -> Caller:
     """The caller of the stored token ``token_id`` (a console session names its token by id,
     never by value); TokenRefused when it is gone, revoked or expired."""
     return _caller_of(session.execute(_CALLER.where(ApiToken.id == token_id)).first())
-
-
-_CALLER = select(
-    ApiToken.id, ApiToken.scopes, ApiToken.last_used_at, ApiToken.expires_at, ApiToken.revoked_at
-)
-"""What deciding a token's caller reads."""
 
 
 def _caller_of(row: Any) -> Caller:

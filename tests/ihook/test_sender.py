@@ -25,7 +25,7 @@ from ihook.models import Delivery, Subscription
 from ihook.platform import Platform
 from ihook.sender import send_delivery
 from ihook.services.event_types import BUILTIN
-from tests.support import free_port, wait_for
+from tests.support import free_port, subscribe, wait_for
 
 
 @pytest.fixture
@@ -52,14 +52,6 @@ class Receiver:
         self.requests.append((dict(request.headers), request.get_data(), time.monotonic()))
         status = self.statuses.pop(0) if self.statuses else 200
         return Response(json.dumps({"seen": len(self.requests)}), status=status)
-
-
-def subscribe(client, url: str, name: str = "crm", **fields) -> dict:
-    body = {"name": name, "url": url, "event_types": ["member.*"], **fields}
-    body.setdefault("retry_schedule", [0, 1, 1])
-    answer = client.post("/api/v1/subscriptions", json=body)
-    assert answer.status_code == 201, answer.json
-    return answer.json
 
 
 def publish(client, type: str = "member.joined", data=None, **fields) -> str:

@@ -38,7 +38,7 @@ from werkzeug import Request, Response
 from ihook.models import Delivery
 from ihook.platform import Platform
 from ihook.sender import EXCERPT_CHARS, send_delivery
-from tests.support import wait_for
+from tests.support import subscribe, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -108,15 +108,6 @@ def receiver() -> Iterator[Receiver]:
     server.release.set()
     server.server.clear()
     server.server.stop()
-
-
-def subscribe(client, url: str, name: str = "crm", **fields) -> dict:
-    """A subscription to ``member.*`` events at ``url``; retries after 1 s by default."""
-    body = {"name": name, "url": url, "event_types": ["member.*"], **fields}
-    body.setdefault("retry_schedule", [0, 1, 1])
-    answer = client.post("/api/v1/subscriptions", json=body)
-    assert answer.status_code == 201, answer.json
-    return answer.json
 
 
 def publish(client, n: int = 1) -> str:

@@ -183,6 +183,18 @@ def _strategies(operation, ids: dict[str, str]) -> Iterator[tuple[str, Any, dict
     yield "no token", operation.as_strategy(GenerationMode.POSITIVE), {}
 
 
+def deterministic(cases: int) -> settings:
+    """Hypothesis settings for CI: ``cases`` examples, the same ones every run, no deadline."""
+    return settings(
+        max_examples=cases,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 def _run(strategy, check: Callable[[Any], None]) -> None:
     """Run ``check`` over ``EXAMPLES`` deterministic cases of ``strategy``.
 
@@ -190,14 +202,7 @@ def _run(strategy, check: Callable[[Any], None]) -> None:
     Hypothesis says so with ``Unsatisfiable``, and the count shows what did run.
     """
 
-    @settings(
-        max_examples=EXAMPLES,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
+    @deterministic(EXAMPLES)
     @given(strategy)
     def each(case) -> None:
         check(case)
@@ -457,14 +462,7 @@ def test_the_ingress_takes_any_request_without_a_server_error(app, client):
     statuses: dict[int, int] = {}
     started = time.monotonic()
 
-    @settings(
-        max_examples=INGRESS_CASES,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
+    @deterministic(INGRESS_CASES)
     @given(requests_())
     def each(sent: Request) -> None:
         hook = hooks[sent.hook]
