@@ -13,7 +13,16 @@ from flask import Flask, g, render_template
 from werkzeug.exceptions import HTTPException
 
 from ihook.api.context import EXTENSION
-from ihook.console import auth, dashboard, pages, runs  # noqa: F401  (they add the views)
+from ihook.console import (  # noqa: F401  (they add the views)
+    auth,
+    dashboard,
+    endpoint_pages,
+    pages,
+    poller_pages,
+    runs,
+    subscription_pages,
+    workflow_pages,
+)
 from ihook.console.blueprint import bp
 from ihook.console.present import register_filters
 from ihook.console.security import add_headers, configure_sessions

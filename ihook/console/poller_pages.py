@@ -1,0 +1,1 @@
+"""Pollers in the console: create and edit, poll now, the poll log."""

@@ -1,0 +1,1 @@
+"""Outgoing webhooks in the console: the wizard, event types, the delivery log."""
