@@ -165,6 +165,7 @@ class EventListArgs(ListArgs):
     type = fields.Str()
     source = fields.Str()
     environment = fields.Str(validate=validate.OneOf(["live", "sandbox"]))
+    endpoint_id = fields.Str(metadata={"description": "only events this endpoint accepted"})
 
 
 class RunListArgs(ListArgs):

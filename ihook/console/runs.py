@@ -37,7 +37,7 @@ def list_args(args: Any) -> tuple[dict[str, Any], dict[str, str]]:
     """The run list's filters from the query string, and a message per field at fault."""
     filters: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    for name in ("workflow_id", "status", "after"):
+    for name in ("workflow_id", "event_id", "status", "after"):
         value = args.get(name, "").strip()
         if value and not storable(value):
             errors[name] = "holds characters that cannot be stored"

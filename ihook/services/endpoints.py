@@ -81,7 +81,7 @@ def create_endpoint(session: Session, vault: Vault, fields: dict[str, Any]) -> C
     """Create an endpoint; its key and secret are returned once."""
     fields = dict(fields)
     auth = dict(fields.pop("auth", None) or {"type": "none"})
-    secret = _usable_secret(auth, auth.pop("secret", None))
+    secret = usable_secret(auth, auth.pop("secret", None))
     key = generate_token("")
     bound = fields.pop("workflows", None) or []
     endpoint = Endpoint(
@@ -159,7 +159,7 @@ def rotate_secret(
     if endpoint.auth.get("type", "none") == "none":
         endpoint.secret_enc = endpoint.previous_secret_enc = None
     else:
-        new = _usable_secret(endpoint.auth, secret)
+        new = usable_secret(endpoint.auth, secret)
         endpoint.previous_secret_enc = endpoint.secret_enc if grace_seconds > 0 else None
         endpoint.previous_secret_expires_at = (
             utcnow() + timedelta(seconds=grace_seconds) if grace_seconds > 0 else None
@@ -183,7 +183,7 @@ def current_secrets(endpoint: Endpoint, vault: Vault) -> list[str]:
     return secrets
 
 
-def _usable_secret(auth: dict[str, Any], secret: str | None) -> str:
+def usable_secret(auth: dict[str, Any], secret: str | None) -> str:
     """The given secret if it suits the rule (Invalid if not), else a new one."""
     if not secret:
         return new_secret(auth)
@@ -220,17 +220,23 @@ def _apply(endpoint: Endpoint, fields: dict[str, Any]) -> None:
 
 
 def _check(endpoint: Endpoint) -> None:
+    check_rules({name: getattr(endpoint, name) for name in ("dedupe", "event_type", "schema")})
+
+
+def check_rules(fields: dict[str, Any]) -> None:
+    """Invalid naming each field whose rule is wrong: ``dedupe`` and ``event_type`` must
+    compile as jmespath, ``schema`` must be a JSON Schema. Fields left out are not checked."""
     errors: dict[str, list[str]] = {}
     for field in ("dedupe", "event_type"):
-        expression = getattr(endpoint, field)
+        expression = fields.get(field)
         if expression:
             try:
                 jmespath.compile(expression)
             except JMESPathError as exc:
                 errors[field] = [f"invalid jmespath: {exc}"]
-    if endpoint.schema is not None:
+    if fields.get("schema") is not None:
         try:
-            Draft202012Validator.check_schema(endpoint.schema)
+            Draft202012Validator.check_schema(fields["schema"])
         except SchemaError as exc:
             errors["schema"] = [f"invalid JSON Schema: {exc.message}"]
     if errors:

@@ -163,13 +163,16 @@ def list_events(
     type: str | None = None,
     source: str | None = None,
     environment: str | None = None,
+    endpoint_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     after: str | None = None,
     limit: int | None = None,
 ) -> list[Event]:
-    """Events newest first, filtered by type, source, environment and time range."""
+    """Events newest first, filtered by type, source, environment, endpoint and time range."""
     query = select(Event)
+    if endpoint_id:
+        query = query.where(Event.endpoint_id == endpoint_id)
     if environment:
         query = query.where(Event.environment == environment)
     if type:

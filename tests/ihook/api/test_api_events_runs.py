@@ -76,6 +76,9 @@ def test_event_list_filters_and_get(client, hooks):
     assert events(source="endpoint:lms") == [e2, e1]
     assert events(source="endpoint:shop") == [e3]
     assert events(source="endpoint:lms", type="course.started") == [e2]
+    assert events(endpoint_id=hooks["lms"]["id"]) == [e2, e1]
+    assert events(endpoint_id=hooks["shop"]["id"]) == [e3]
+    assert events(endpoint_id="ep_none") == []
 
     second = client.get(f"/api/v1/events/{e2}").json
     third = client.get(f"/api/v1/events/{e3}").json
