@@ -19,7 +19,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from ihook.api.context import platform
-from ihook.api.schemas import EndpointSchema, RotateSchema
+from ihook.api.schemas import EndpointPatchSchema, EndpointSchema, RotateSchema
 from ihook.console.auth import require
 from ihook.console.blueprint import bp
 from ihook.console.forms import FORM, load, refusal
@@ -53,6 +53,12 @@ STEPS = (
 """The wizard's steps, in order."""
 RECENT = 50
 """Accepted and rejected requests an endpoint's page shows, each."""
+CHANGES = {
+    "saved": "Saved.",
+    "enabled": "The endpoint is enabled.",
+    "disabled": "The endpoint is disabled: it answers 404.",
+}
+"""Notices of the endpoint's page after a change, by the ``changed`` query parameter."""
 AUTH_FIELDS = ("scheme", "username", "header", "algorithm", "encoding", "prefix")
 """Auth settings besides ``type`` and ``secret``, as form fields ``auth_<name>``."""
 
@@ -312,8 +318,70 @@ def endpoint(endpoint_id: str) -> str:
         url=ingest_url(found),
         workflows=workflows,
         requests=requests_,
-        changed=request.args.get("changed"),
+        changed=CHANGES.get(request.args.get("changed", "")),
     )
+
+
+EDITABLE = ("general", "checks", "workflows")
+"""The wizard's steps the edit page shows: auth changes only by rotating the secret."""
+
+
+def _settings(session: Any, endpoint: Endpoint) -> dict[str, Any]:
+    """An endpoint's editable settings, in the wizard's draft shape."""
+    fields = "name description event_type response_mode schema dedupe allow_ips rate_limit"
+    draft = {name: getattr(endpoint, name) for name in fields.split()}
+    draft["workflows"] = service.workflow_ids(session, endpoint.id)
+    return draft
+
+
+def _render_edit(endpoint_id: str, draft: dict[str, Any], errors: dict[str, str], status: int):
+    with platform().db.read() as session:
+        found = service.get_endpoint(session, endpoint_id)
+        workflows = workflow_service.list_workflows(session)
+    context = {
+        "endpoint": found,
+        "steps": [step for step in STEPS if step.name in EDITABLE],
+        "draft": draft,
+        "errors": _pinned(errors),
+        "auth": found.auth or {"type": "none"},
+        "workflows": workflows,
+        "default_dedupe": service.DEFAULT_DEDUPE,
+        "default_rate": service.DEFAULT_RATE_LIMIT,
+    }
+    return render_template("console/endpoint_edit.html", **context), status
+
+
+@bp.route("/endpoints/<endpoint_id>/edit", methods=["GET", "POST"])
+def edit_endpoint(endpoint_id: str) -> Any:
+    """Change an endpoint's settings on one page: ``PATCH /api/v1/endpoints/{id}``."""
+    require("write")
+    if not storable(endpoint_id):
+        abort(404)
+    if request.method == "GET":
+        with platform().db.read() as session:
+            draft = _settings(session, service.get_endpoint(session, endpoint_id))
+        return _render_edit(endpoint_id, draft, {}, 200)
+    draft: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for step in STEPS:
+        if step.name in EDITABLE:
+            draft, found = read_step(step, request.form, draft)
+            problems.update(found)
+    draft.setdefault("event_type", None)
+    if problems:
+        return _render_edit(endpoint_id, draft, problems, 422)
+    body, messages = load(EndpointPatchSchema(), draft)
+    if body is not None:
+        try:
+            with platform().db.session() as session:
+                service.update_endpoint(session, endpoint_id, body)
+        except IhookError as error:
+            if error.status == 404:
+                raise
+            messages = refusal(error)
+    if messages:
+        return _render_edit(endpoint_id, draft, messages, 422)
+    return redirect(url_for("console.endpoint", endpoint_id=endpoint_id, changed="saved"), 303)
 
 
 @bp.post("/endpoints/<endpoint_id>/enabled")

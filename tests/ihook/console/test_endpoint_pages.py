@@ -298,3 +298,47 @@ def test_the_curl_command_quotes_for_the_shell():
     words = shlex.split(command.replace("\\\n", " "))
     assert words[words.index("-u") + 1] == "it's me:pa ss'word"
     assert curl_command(None, {"type": "none"}, None).startswith('curl -i -X POST "$INGEST_URL"')
+
+
+def test_the_edit_page_changes_settings_as_patch_would(ui, client):
+    wf = client.post(
+        "/api/v1/workflows",
+        json={"name": "enrol", "steps": [{"id": "c", "type": "transform", "expression": "data"}]},
+    ).json
+    client.post("/api/v1/endpoints", json={"name": "other"})
+    ep = client.post(
+        "/api/v1/endpoints",
+        json={"name": "lms", "auth": {"type": "bearer"}, "event_type": "data.kind"},
+    ).json
+    html, _ = ui.page(f"/endpoints/{ep['id']}/edit")
+    assert 'value="data.kind"' in html
+    form = {
+        "name": "lms2",
+        "description": "renamed",
+        "event_type": "",
+        "response_mode": "async",
+        "schema": '{"type": "object"}',
+        "dedupe": "data.id",
+        "allow_ips": "",
+        "rate_requests": "10",
+        "rate_per": "1",
+        "workflows": [wf["id"]],
+    }
+    refused = ui.post(f"/endpoints/{ep['id']}/edit", {**form, "dedupe": "data.["})
+    assert refused.status_code == 422
+    assert 'id="dedupe-error"' in refused.get_data(as_text=True)
+    taken = ui.post(f"/endpoints/{ep['id']}/edit", {**form, "name": "other"})
+    assert taken.status_code == 422 and 'id="name-error"' in taken.get_data(as_text=True)
+    saved = ui.post(f"/endpoints/{ep['id']}/edit", form)
+    assert saved.status_code == 303, saved.get_data(as_text=True)
+    after = client.get(f"/api/v1/endpoints/{ep['id']}").json
+    assert after["name"] == "lms2" and after["description"] == "renamed"
+    assert after["event_type"] is None and after["dedupe"] == "data.id"
+    assert after["schema"] == {"type": "object"} and after["workflows"] == [wf["id"]]
+    assert after["rate_limit"] == {"requests": 10, "per_seconds": 1}
+    assert after["auth"] == {"type": "bearer"}
+    page, _ = ui.page(f"/endpoints/{ep['id']}?changed=saved")
+    assert "Saved." in page
+    other, _ = ui.page(f"/endpoints/{ep['id']}?changed=<b>hi</b>")
+    assert "<b>hi</b>" not in other and "&lt;b&gt;hi" not in other
+    assert 'class="notice"' not in other
