@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 from redis.exceptions import RedisError
@@ -13,6 +14,9 @@ from redis.exceptions import RedisError
 from ihook import __version__
 from ihook.platform import Platform
 from ihook.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from ihook.errors import IhookError
 
 
 def _platform() -> Platform:
@@ -183,6 +187,127 @@ def token_revoke(token_id: str) -> None:
     except IhookError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"revoked {token_id}")
+
+
+@main.group()
+def user() -> None:
+    """Console users: sign in to the web console with a user name and a password."""
+
+
+def _new_password(from_stdin: bool) -> str:
+    """A password from one line of stdin, or typed twice at a prompt that does not echo."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _refused(exc: IhookError) -> click.ClickException:
+    """A service's refusal as the command's error, each field's reasons on the line."""
+    reasons = "; ".join(f"{field}: {', '.join(map(str, why))}" for field, why in exc.errors.items())
+    return click.ClickException(f"{exc.message}: {reasons}" if reasons else exc.message)
+
+
+PASSWORD_STDIN = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+"""The option of commands that take a password without a prompt (scripts)."""
+
+
+@user.command("create")
+@click.argument("username")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    default=("read",),
+    show_default=True,
+    type=click.Choice(["read", "publish", "write", "admin"]),
+    help="What the user may do; repeat for more than one. The console needs read.",
+)
+@click.option("--display-name", help="How the console names the user.")
+@PASSWORD_STDIN
+def user_create(
+    username: str, scopes: tuple[str, ...], display_name: str | None, password_stdin: bool
+) -> None:
+    """Create a user; the password is asked for twice (or read from stdin)."""
+    from ihook.errors import IhookError
+    from ihook.services.users import create_user
+
+    password = _new_password(password_stdin)
+    p = _platform()
+    p.db.upgrade()  # a fresh install may create its first user before anything else
+    try:
+        with p.db.session() as session:
+            row = create_user(session, username, password, scopes, display_name)
+    except IhookError as exc:
+        raise _refused(exc) from None
+    click.echo(f"created user {row.username} ({row.id})")
+
+
+@user.command("list")
+def user_list() -> None:
+    """List users: id, name, display name, scopes, enabled, last sign-in (never passwords)."""
+    from ihook.services.users import list_users
+
+    with _platform().db.read() as session:
+        for row in list_users(session):
+            signed = row.last_sign_in_at.isoformat() if row.last_sign_in_at else "never signed in"
+            state = "enabled" if row.enabled else "disabled"
+            scopes = ",".join(row.scopes)
+            shown = row.display_name or "-"
+            click.echo(f"{row.id}\t{row.username}\t{shown}\t{scopes}\t{state}\t{signed}")
+
+
+def _change_user(username: str, changes: dict[str, object]) -> str:
+    """Apply ``changes`` to the user named ``username``; its name as stored."""
+    from ihook.errors import IhookError
+    from ihook.services.users import find_user, update_user
+
+    try:
+        with _platform().db.session() as session:
+            return update_user(session, find_user(session, username).id, changes).username
+    except IhookError as exc:
+        raise _refused(exc) from None
+
+
+@user.command("set-password")
+@click.argument("username")
+@PASSWORD_STDIN
+def user_set_password(username: str, password_stdin: bool) -> None:
+    """Give a user a new password; its console sessions are signed out."""
+    name = _change_user(username, {"password": _new_password(password_stdin)})
+    click.echo(f"password of {name} changed")
+
+
+@user.command("disable")
+@click.argument("username")
+def user_disable(username: str) -> None:
+    """Disable a user: no sign-in, and its console sessions are signed out."""
+    click.echo(f"disabled {_change_user(username, {'enabled': False})}")
+
+
+@user.command("enable")
+@click.argument("username")
+def user_enable(username: str) -> None:
+    """Enable a disabled user again (sessions signed out by the disabling stay out)."""
+    click.echo(f"enabled {_change_user(username, {'enabled': True})}")
+
+
+@user.command("delete")
+@click.argument("username")
+def user_delete(username: str) -> None:
+    """Delete a user; its console sessions end at their next page."""
+    from ihook.errors import IhookError
+    from ihook.services.users import delete_user, find_user
+
+    try:
+        with _platform().db.session() as session:
+            row = find_user(session, username)
+            name = row.username
+            delete_user(session, row.id)
+    except IhookError as exc:
+        raise _refused(exc) from None
+    click.echo(f"deleted {name}")
 
 
 @main.command("apply")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -21,6 +22,7 @@ from ihook.api import (
     runs,
     subscriptions,
     tokens,
+    users,
     workflows,
 )
 from ihook.api.context import platform
@@ -54,6 +56,7 @@ BLUEPRINTS = (
     deliveries,
     pollers,
     tokens,
+    users,
 )
 PROTECTED = {m.blp.name for m in BLUEPRINTS if m is not health}
 """Blueprints whose routes need a bearer token (all but health)."""
@@ -65,10 +68,19 @@ class IhookApi(Api):
     mount_prefix = ""
     """Where ``init_app`` mounted ihook; a host's routes outside it keep their own errors."""
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.error_pages: dict[str, Callable[[Any], Any]] = {}
+        """Path prefixes answered with HTML error pages (the console's) instead of JSON."""
+
     def handle_http_exception(self, error):  # type: ignore[no-untyped-def]
         # smorest's handler is app-wide: without this a host's own 404 pages turn into JSON.
         if self.mount_prefix and not request.path.startswith(f"{self.mount_prefix}/"):
             return error
+        # Errors raised before a route is found (a wrong method) belong to no blueprint.
+        for prefix, page in self.error_pages.items():
+            if request.path == prefix or request.path.startswith(f"{prefix}/"):
+                return page(error)
         payload, status, headers = super().handle_http_exception(error)
         if "message" not in payload:
             invalid = status == 422 and "errors" in payload
@@ -113,13 +125,15 @@ def error_response(exc: IhookError) -> tuple[dict[str, Any], int]:
     return body, exc.status
 
 
+ADMIN_BLUEPRINTS = {tokens.blp.name, users.blp.name}
+"""Blueprints only the ``admin`` scope may call at all: who may sign in and with what."""
 PUBLISH_VIEWS = {"events.Events"}
 """The views a ``publish`` token may call (with POST): publishing an event."""
 
 
 def needed_scope() -> str:
     """The scope the current request needs (see ``ihook.services.tokens``)."""
-    if request.blueprint == tokens.blp.name:
+    if request.blueprint in ADMIN_BLUEPRINTS:
         return "admin"
     if request.method in ("GET", "HEAD"):
         return "read"

@@ -590,3 +590,78 @@ class NewTokenSchema(TokenSchema):
     """A token just created, with its value (shown this once)."""
 
     token = fields.Str(dump_only=True)
+
+
+class WorkflowVersionSchema(Schema):
+    """One stored version of a workflow, as its version list shows it (the definition is
+    ``GET /api/v1/workflows/{id}/versions/{n}``)."""
+
+    version = fields.Int()
+    name = fields.Str(metadata={"description": "the workflow's name in that version"})
+    created_at = fields.DateTime()
+    current = fields.Bool(metadata={"description": "true for the version runs now use"})
+
+
+class SubscriptionTestSchema(Schema):
+    """What a subscription's test sends: left out, an ``ihook.test`` event as is; given, a
+    sample event of a type the subscription takes, sent through its mapping."""
+
+    event_type = fields.Str(
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "a type the subscription takes (or `ihook.test`)"},
+    )
+    data = fields.Raw(
+        allow_none=False,
+        metadata={"description": "the sample's data; default: made from the type's schema"},
+    )
+
+
+class UserSchema(Schema):
+    """A console user. ``password`` is write-only: no answer holds it or its hash."""
+
+    id = fields.Str(dump_only=True)
+    username = fields.Str(
+        required=True,
+        metadata={
+            "description": "letters, digits, '_', '.', '@', '+', '-', starting with a letter "
+            "or digit, at most 64; unique whatever its case, and matched whatever its case"
+        },
+    )
+    display_name = fields.Str(
+        allow_none=True, metadata={"description": "how the console names the user; optional"}
+    )
+    scopes = fields.List(
+        fields.Str(validate=validate.OneOf(SCOPES)),
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={
+            "description": "read, publish, write, admin, as for tokens; the console needs read"
+        },
+    )
+    enabled = fields.Bool(
+        load_default=True, metadata={"description": "a disabled user cannot sign in"}
+    )
+    password = fields.Str(
+        required=True,
+        load_only=True,
+        metadata={
+            "description": "write-only: at least 12 characters, at most 1024, not the user "
+            "name; stored only as a salted scrypt hash"
+        },
+    )
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+    password_changed_at = fields.DateTime(dump_only=True)
+    last_sign_in_at = fields.DateTime(dump_only=True, allow_none=True)
+
+
+class UserUpdateSchema(Schema):
+    """What a PATCH of a user may change; a field left out stays as it is. A new password
+    or ``enabled: false`` signs the user's console sessions out."""
+
+    display_name = fields.Str(allow_none=True, metadata={"description": "null or '': none"})
+    scopes = fields.List(
+        fields.Str(validate=validate.OneOf(SCOPES)), validate=validate.Length(min=1)
+    )
+    enabled = fields.Bool()
+    password = fields.Str(load_only=True, metadata={"description": "write-only: a new password"})

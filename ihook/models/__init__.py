@@ -17,6 +17,7 @@ from ihook.models.core import (
     Rejection,
     Run,
     RunStatus,
+    User,
     Workflow,
     WorkflowVersion,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "Run",
     "RunStatus",
     "Subscription",
+    "User",
     "UTCDateTime",
     "Workflow",
     "WorkflowVersion",

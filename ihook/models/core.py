@@ -1,4 +1,4 @@
-"""The core tables: tokens, endpoints, workflows, events, runs, records, connectors.
+"""The core tables: tokens, users, endpoints, workflows, events, runs, records, connectors.
 
 JSON columns are JSONB on PostgreSQL; times are stored in UTC and come back aware.
 Statuses are ``str`` enums so they read well in the database and the API.
@@ -53,6 +53,29 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class User(Base):
+    """A person who signs in to the console with a password, stored as a slow salted hash."""
+
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    """As it was created; it matches whatever its case."""
+    username_key: Mapped[str] = mapped_column(String(64), unique=True)
+    """``username`` in lower case: one user per name, whatever its case."""
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(Text)
+    """werkzeug's ``method$salt$hash``; never shown, never logged."""
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    """Bumped by a new password or a disabling: console sessions of an older one end."""
+    scopes: Mapped[list[str]] = mapped_column(JSONType, default=lambda: ["read"])
+    """What the user may do: the scopes of API tokens (``ihook.services.tokens``)."""
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Endpoint(Base):

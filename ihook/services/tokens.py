@@ -42,11 +42,14 @@ GRANTS = {
 
 @dataclass(frozen=True)
 class Caller:
-    """Who a request's token belongs to and what it may do."""
+    """Who a request's token (or a console session's user) belongs to and what it may do."""
 
     token_id: str | None
-    """None for ``IHOOK_ADMIN_TOKEN``."""
+    """None for ``IHOOK_ADMIN_TOKEN`` and for a user."""
     scopes: tuple[str, ...]
+    user_id: str | None = None
+    """The user signed in to the console with a password (``ihook.services.users``)."""
+    username: str | None = None
 
     def allows(self, scope: str) -> bool:
         """Whether any of the caller's scopes allows ``scope``."""

@@ -43,7 +43,7 @@ def operations(client) -> list[tuple[str, str]]:
 
 def needs(method: str, path: str) -> str:
     """The scope docs/api.md says an operation needs."""
-    if path.startswith("/api/v1/tokens"):
+    if path.startswith(("/api/v1/tokens", "/api/v1/users")):
         return "admin"
     if method == "get":
         return "read"

@@ -142,7 +142,7 @@ def test_pages_have_a_skip_link_landmarks_and_labels(ui, hostile):
         assert '<html lang="en">' in html and 'name="viewport"' in html
         assert ('<nav aria-label="Main">' in html) == (path != "/sign-in"), path
     html, page = ui.page("/sign-in")
-    assert [f["id"] for f in page.fields] == ["token"]
+    assert [f["id"] for f in page.fields] == ["username", "password", "token"]
     html, page = ui.page("/runs")
     assert {f["id"] for f in page.fields} == {
         "f-workflow",
