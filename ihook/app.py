@@ -6,6 +6,7 @@ from flask import Flask
 
 from ihook.api import register_api
 from ihook.api.context import EXTENSION
+from ihook.console import error_page as console_error_page
 from ihook.console import register_console
 from ihook.ingress import bp as ingress
 from ihook.platform import Platform
@@ -31,7 +32,7 @@ def init_app(app: Flask, *, url_prefix: str = "", platform: Platform | None = No
     app.extensions[EXTENSION] = platform
     app.config.setdefault("MAX_CONTENT_LENGTH", None)  # ingress enforces its own cap
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    register_api(app, url_prefix=url_prefix)
+    api = register_api(app, url_prefix=url_prefix)
     app.register_blueprint(ingress, url_prefix=url_prefix or None)
-    register_console(app, url_prefix=url_prefix)
+    api.error_pages[register_console(app, url_prefix=url_prefix)] = console_error_page
     return app

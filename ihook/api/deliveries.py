@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
+from typing import Any
 
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
@@ -11,7 +12,7 @@ from ihook import sender
 from ihook.api.context import platform
 from ihook.api.parsing import Blueprint
 from ihook.api.responses import errors
-from ihook.api.schemas import ListArgs
+from ihook.api.schemas import ListArgs, SubscriptionTestSchema
 from ihook.models import Delivery
 from ihook.services import deliveries as service
 from ihook.services.subscriptions import get_subscription
@@ -109,15 +110,29 @@ class SubscriptionDeliveries(MethodView):
 
 @blp.route("/subscriptions/<sub_id>/test")
 class TestDelivery(MethodView):
+    @blp.arguments(SubscriptionTestSchema, required=False)
     @blp.response(200, TestResultSchema)
     @errors(blp, 404)
-    def post(self, sub_id: str) -> sender.AttemptResult:
-        """Send an `ihook.test` event now and answer with the receiver's status and body"""
-        p = platform()
-        with p.db.session() as session:
-            delivery_id = service.add_test_delivery(session, get_subscription(session, sub_id))
-        sender.send_delivery(p, delivery_id, single=True)
-        return sender.attempt_result(p, delivery_id)
+    def post(self, body: dict, sub_id: str) -> sender.AttemptResult:
+        """Send a test event now and answer with the receiver's status and body
+
+        With no body, an `ihook.test` event is sent as is (no mapping). With
+        `event_type` (one the subscription takes) and/or `data`, a sample event of that
+        type is sent through the mapping and fixed data, as a real one would be; without
+        `data`, its data is made from the type's schema. Either way it is one attempt,
+        not retried, that does not count towards disabling the subscription.
+        """
+        return send_test(sub_id, **body)
+
+
+def send_test(sub_id: str, **sample: Any) -> sender.AttemptResult:
+    """Store a test delivery for the subscription, make its one attempt now, answer how it went."""
+    p = platform()
+    with p.db.session() as session:
+        sub = get_subscription(session, sub_id)
+        delivery_id = service.add_test_delivery(session, sub, **sample)
+    sender.send_delivery(p, delivery_id, single=True)
+    return sender.attempt_result(p, delivery_id)
 
 
 @blp.route("/subscriptions/<sub_id>/recover")
@@ -127,13 +142,19 @@ class Recover(MethodView):
     @errors(blp, 404)
     def post(self, args: dict, sub_id: str) -> dict:
         """Send again every delivery of the subscription that failed since a time"""
-        p = platform()
-        with p.db.session() as session:
-            get_subscription(session, sub_id)
-            todo = service.recover(session, sub_id, args["since"])
-        if todo:
-            p.deliveries.wake()
-        return {"deliveries": todo}
+        return {"deliveries": recover(sub_id, args["since"])}
+
+
+def recover(sub_id: str, since: datetime) -> list[str]:
+    """Reopen the subscription's deliveries that failed since ``since``, wake the senders;
+    the ids reopened."""
+    p = platform()
+    with p.db.session() as session:
+        get_subscription(session, sub_id)
+        todo = service.recover(session, sub_id, since)
+    if todo:
+        p.deliveries.wake()
+    return todo
 
 
 @blp.route("/deliveries/<delivery_id>")
@@ -158,8 +179,14 @@ class RetryDelivery(MethodView):
     @errors(blp, 404, 409)
     def post(self, delivery_id: str) -> Delivery:
         """Send a finished delivery once more, now"""
-        p = platform()
-        with p.db.session() as session:
-            delivery = service.retry_delivery(session, delivery_id)
-        p.deliveries.wake()
-        return delivery  # as committed: a worker may be sending it already
+        return resend(delivery_id)
+
+
+def resend(delivery_id: str) -> Delivery:
+    """Reopen a finished delivery for one more attempt now and wake the senders; the
+    delivery as committed (a worker may be sending it already)."""
+    p = platform()
+    with p.db.session() as session:
+        delivery = service.retry_delivery(session, delivery_id)
+    p.deliveries.wake()
+    return delivery

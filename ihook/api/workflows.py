@@ -8,7 +8,13 @@ from sqlalchemy.orm import Session
 from ihook.api.context import platform
 from ihook.api.parsing import Blueprint
 from ihook.api.responses import errors
-from ihook.api.schemas import ManualRunSchema, QueuedSchema, WorkflowPatchSchema, WorkflowSchema
+from ihook.api.schemas import (
+    ManualRunSchema,
+    QueuedSchema,
+    WorkflowPatchSchema,
+    WorkflowSchema,
+    WorkflowVersionSchema,
+)
 from ihook.models import Workflow
 from ihook.services import workflows as service
 from ihook.services.events import store_event
@@ -99,6 +105,25 @@ class WorkflowById(MethodView):
         """Delete a workflow with its versions and runs"""
         with platform().db.session() as session:
             service.delete_workflow(session, workflow_id)
+
+
+@blp.route("/<workflow_id>/versions")
+class WorkflowVersions(MethodView):
+    @blp.response(200, WorkflowVersionSchema(many=True))
+    @errors(blp, 404)
+    def get(self, workflow_id: str) -> list[dict]:
+        """List a workflow's stored versions, oldest first"""
+        with platform().db.session() as session:
+            current = service.get_workflow(session, workflow_id).version
+            return [
+                {
+                    "version": row.version,
+                    "name": row.definition.get("name"),
+                    "created_at": row.created_at,
+                    "current": row.version == current,
+                }
+                for row in service.list_versions(session, workflow_id)
+            ]
 
 
 @blp.route("/<workflow_id>/versions/<int:version>")

@@ -16,11 +16,14 @@ from ihook.api.context import EXTENSION
 from ihook.console import (  # noqa: F401  (they add the views)
     auth,
     dashboard,
+    delivery_pages,
     endpoint_pages,
+    event_type_pages,
     pages,
     poller_pages,
     runs,
     subscription_pages,
+    subscription_wizard,
     workflow_pages,
 )
 from ihook.console.blueprint import bp
@@ -28,7 +31,7 @@ from ihook.console.present import register_filters
 from ihook.console.security import add_headers, configure_sessions
 from ihook.errors import IhookError
 
-__all__ = ["bp", "register_console"]
+__all__ = ["bp", "error_page", "register_console"]
 
 URL_PREFIX = "/ui"
 """Where the console lives, below the prefix ihook is mounted at."""
@@ -38,6 +41,7 @@ NAV = [
     ("console.workflows", "Workflows"),
     ("console.runs", "Runs"),
     ("console.subscriptions", "Subscriptions"),
+    ("console.event_types", "Event types"),
     ("console.pollers", "Pollers"),
 ]
 """The console's main navigation, in order."""
@@ -54,7 +58,8 @@ def _page_context() -> dict[str, Any]:
 
 
 @bp.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> tuple[str, int]:
+def error_page(error: HTTPException) -> tuple[str, int]:
+    """An HTTP error as a console page (also for a wrong method, which has no blueprint)."""
     status = error.code or 500
     return render_template("console/error.html", status=status, error=error), status
 
@@ -67,8 +72,10 @@ def _service_error(error: IhookError) -> tuple[str, int]:
 bp.after_request(add_headers)
 
 
-def register_console(app: Flask, url_prefix: str = "") -> None:
-    """Mount the console at ``{url_prefix}/ui`` on ``app`` (which holds ihook's platform)."""
+def register_console(app: Flask, url_prefix: str = "") -> str:
+    """Mount the console at ``{url_prefix}/ui`` on ``app`` (which holds ihook's platform);
+    answer that path."""
     configure_sessions(app, app.extensions[EXTENSION].settings.require_secret_keys())
     register_filters(app)
     app.register_blueprint(bp, url_prefix=f"{url_prefix}{URL_PREFIX}")
+    return f"{url_prefix}{URL_PREFIX}"

@@ -134,12 +134,16 @@ def read_step(step: Step, form: Any, draft: dict[str, Any]) -> tuple[dict[str, A
                 auth["secret"] = secret
             elif kept.get("secret") and kept.get("type") == auth["type"]:
                 auth["secret"] = kept["secret"]
+        # Keep only what the chosen type (and scheme) uses: hidden fields are still sent.
+        generic = auth["type"] == "hmac" and auth.get("scheme") == "generic"
         if auth["type"] != "hmac":
-            for name in ("scheme", "algorithm", "encoding", "prefix"):
+            auth.pop("scheme", None)
+        if not generic:
+            for name in ("algorithm", "encoding", "prefix"):
                 auth.pop(name, None)
         if auth["type"] != "basic":
             auth.pop("username", None)
-        if auth["type"] not in ("header", "hmac"):
+        if auth["type"] != "header" and not generic:
             auth.pop("header", None)
         draft["auth"] = auth
     elif step.name == "checks":

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from ihook.errors import Conflict, NotFound
+from ihook.errors import Conflict, Invalid, NotFound
 from ihook.ids import new_id
 from ihook.models import (
     Delivery,
@@ -26,7 +26,9 @@ from ihook.models import (
     utcnow,
 )
 from ihook.routing import snapshot_of
+from ihook.services import event_types
 from ihook.services.common import fetch, page
+from ihook.services.subscriptions import matches
 from workflows import expressions
 from workflows.errors import WorkflowError
 
@@ -108,29 +110,53 @@ def payload(sub: Subscription, document: dict[str, Any]) -> dict[str, Any]:
     return {"type": document["type"], "timestamp": document["received_at"], "data": data}
 
 
-def add_test_delivery(session: Session, sub: Subscription) -> str:
-    """Store an ``ihook.test`` event for ``sub`` alone and its delivery; return the id.
+def add_test_delivery(
+    session: Session,
+    sub: Subscription,
+    *,
+    event_type: str | None = None,
+    data: Any = None,
+) -> str:
+    """Store a test event for ``sub`` alone and its delivery; return the delivery's id.
 
-    The test body carries the event's own data (the mapping is for real events' shapes).
+    Plain, the event is ``ihook.test`` and its body carries the event's own data (a
+    mapping is for real events' shapes). Given an ``event_type`` (one the subscription
+    takes) or ``data``, it is a sample of that type, its data (a sample made from the
+    type's schema when not given) checked against the catalogue, and its body built by
+    ``payload`` with the mapping and fixed data, as a real event would be sent.
     """
     now = utcnow()
+    sample = event_type is not None or data is not None
+    kind = event_type or TEST_EVENT
+    if sample:
+        data = _sample_data(session, sub, kind, data)
+    else:
+        data = {"message": "a test from ihook", "subscription_id": sub.id}
     event = Event(
         id=new_id("evt"),
-        type=TEST_EVENT,
+        type=kind,
         source="test",
         environment=sub.environment,
-        data={"message": "a test from ihook", "subscription_id": sub.id},
+        data=data,
         headers={},
         received_at=now,
     )
+    if sample:
+        try:
+            body = payload(sub, event_document(event))
+        except (WorkflowError, ValueError, TypeError) as exc:
+            reason = f"cannot build the payload: {exc}"
+            raise Invalid(reason, {"event_type": [reason]}) from None
+    else:
+        body = {"type": TEST_EVENT, "timestamp": _iso(now), "data": data}
     delivery = Delivery(
         id=new_id("dlv"),
         subscription_id=sub.id,
         event_id=event.id,
-        event_type=TEST_EVENT,
+        event_type=kind,
         status=DeliveryStatus.pending,
         attempts=0,
-        body={"type": TEST_EVENT, "timestamp": _iso(now), "data": event.data},
+        body=body,
         created_at=now,
         next_attempt_at=now,
     )
@@ -138,6 +164,64 @@ def add_test_delivery(session: Session, sub: Subscription) -> str:
     session.flush()
     session.add(delivery)
     return delivery.id
+
+
+def _sample_data(session: Session, sub: Subscription, event_type: str, data: Any) -> Any:
+    """The data of a sample test event: ``data``, or one made from the type's schema."""
+    if event_type != TEST_EVENT and ("*" in event_type or not matches(sub, event_type)):
+        raise Invalid(
+            "the subscription does not take this event type",
+            {"event_type": [f"{event_type!r} is not one of the subscription's event types"]},
+        )
+    if data is None:
+        data = sample_event_data(session, event_type, sub.id)
+    event_types.check_data(session, event_type, data)
+    return data
+
+
+def sample_event_data(session: Session, event_type: str, subscription_id: str) -> Any:
+    """Data an event of ``event_type`` might carry: made from its catalogue schema, or the
+    test event's data when the type has none."""
+    try:
+        schema = event_types.get_event_type(session, event_type).schema
+    except NotFound:
+        schema = None
+    if event_type == TEST_EVENT or not schema:
+        return {"message": "a test from ihook", "subscription_id": subscription_id}
+    return sample_of(schema)
+
+
+SAMPLE_DEPTH = 6
+"""How deep ``sample_of`` follows nested schemas."""
+
+
+def sample_of(schema: Any, name: str = "value", depth: int = 0) -> Any:
+    """A value meeting a simple JSON Schema: its example, const, first enum value or default,
+    else one of its type (a string is the property's name, a date-time now)."""
+    if not isinstance(schema, dict) or depth > SAMPLE_DEPTH:
+        return None
+    for key in ("examples", "enum"):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return schema[key][0]
+    for key in ("const", "default"):
+        if key in schema:
+            return schema[key]
+    kind = schema.get("type", "object" if "properties" in schema else None)
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {key: sample_of(sub, key, depth + 1) for key, sub in properties.items()}
+    if kind == "array":
+        return [sample_of(schema["items"], name, depth + 1)] if "items" in schema else []
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", 1)
+        return low if isinstance(low, int | float) else 1
+    if kind == "boolean":
+        return True
+    if kind == "string":
+        return _iso(utcnow()) if schema.get("format") == "date-time" else name
+    return None
 
 
 def claim(session: Session, delivery_id: str, *, timeout: int) -> Delivery | None:

@@ -56,6 +56,7 @@ __all__ = [
     "get_subscription",
     "list_subscriptions",
     "matches",
+    "name_taken",
     "request_auth",
     "rotate_secret",
     "set_enabled",
@@ -103,6 +104,14 @@ def list_subscriptions(
     if environment is not None:
         query = query.where(Subscription.environment == environment)
     return list(session.scalars(query))
+
+
+def name_taken(session: Session, name: str, *, but: str | None = None) -> bool:
+    """Whether a subscription (other than ``but``) already has this name."""
+    query = select(Subscription.id).where(Subscription.name == name)
+    if but is not None:
+        query = query.where(Subscription.id != but)
+    return session.scalar(query.limit(1)) is not None
 
 
 def create_subscription(

@@ -126,6 +126,17 @@ def get_version(session: Session, workflow_id: str, version: int) -> WorkflowVer
     return row
 
 
+def list_versions(session: Session, workflow_id: str) -> list[WorkflowVersion]:
+    """Every stored version of a workflow, oldest first; NotFound without the workflow."""
+    get_workflow(session, workflow_id)
+    query = (
+        select(WorkflowVersion)
+        .where(WorkflowVersion.workflow_id == workflow_id)
+        .order_by(WorkflowVersion.version)
+    )
+    return list(session.scalars(query))
+
+
 def endpoint_names(session: Session, workflow_id: str) -> list[str]:
     """Names of the endpoints that trigger a workflow."""
     rows = session.scalars(

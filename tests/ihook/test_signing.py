@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from ihook.signing import (
     SignatureError,
+    check_secret,
     generate_secret,
     sign,
     verify,
@@ -70,6 +71,15 @@ def test_tampered_body_refused() -> None:
     secret = generate_secret()
     with pytest.raises(SignatureError, match="no matching"):
         verify([secret], _headers(secret), BODY + b" ", now=NOW)
+
+
+def test_text_that_is_not_ascii_is_a_refusal_not_a_crash() -> None:
+    secret = generate_secret()
+    headers = {**_headers(secret), "webhook-signature": "v1,caf\u00e9 v1,\u00ff\u00fe"}
+    with pytest.raises(SignatureError, match="no matching"):
+        verify([secret], headers, BODY, now=NOW)
+    with pytest.raises(SignatureError, match="not valid base64"):
+        check_secret("whsec_caf\u00e9caf\u00e9caf\u00e9caf\u00e9caf\u00e9")
 
 
 def test_wrong_secret_refused() -> None:

@@ -146,8 +146,16 @@ def test_a_host_app_keeps_its_own_secret_key(platform):
     assert console.signed_in()
 
 
-def test_sign_out_is_a_post_with_csrf(ui):
-    assert ui.get("/sign-out").status_code == 405
+def test_sign_out_is_a_post_with_csrf(ui, client):
+    wrong = ui.get("/sign-out")
+    assert wrong.status_code == 405 and wrong.mimetype == "text/html"
+    Page(wrong.get_data(as_text=True)).check()
+    assert "405" in wrong.get_data(as_text=True)
+    missing = ui.get("/no-such-page")
+    assert missing.status_code == 404 and missing.mimetype == "text/html"
+    # The API keeps its JSON errors.
+    assert client.get("/api/v1/no-such").mimetype == "application/json"
+    assert client.delete("/api/v1/endpoints").json["code"] == 405
     assert ui.post("/sign-out", csrf=None).status_code == 400
     assert ui.post("/sign-out", csrf="wrong").status_code == 400
     assert ui.signed_in()

@@ -342,3 +342,18 @@ def test_the_edit_page_changes_settings_as_patch_would(ui, client):
     other, _ = ui.page(f"/endpoints/{ep['id']}?changed=<b>hi</b>")
     assert "<b>hi</b>" not in other and "&lt;b&gt;hi" not in other
     assert 'class="notice"' not in other
+
+
+def test_fields_of_other_auth_types_are_dropped(ui, client):
+    # A browser sends the hidden fields too: only the chosen type's are kept.
+    every = {
+        "auth_username": "bot",
+        "auth_header": "X-Sig",
+        "auth_algorithm": "sha512",
+        "auth_encoding": "base64",
+        "auth_prefix": "p=",
+    }
+    made = walk(ui, {"auth_type": "hmac", "auth_scheme": "standard-webhooks", **every})
+    assert made.status_code == 201
+    [endpoint] = client.get("/api/v1/endpoints").json
+    assert endpoint["auth"] == {"type": "hmac", "scheme": "standard-webhooks"}

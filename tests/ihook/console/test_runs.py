@@ -134,6 +134,7 @@ def test_a_run_shows_its_step_timeline(ui, client, platform, shop):
     assert timeline.index("<code>copy</code>") < timeline.index("<code>total</code>")
     assert "12 ms" in timeline and "3.4 s" in timeline and "boom: no such field" in timeline
     assert 'class="step step-failed"' in timeline and "2024-05-01 12:00:00 UTC" in timeline
+    assert 'http-equiv="refresh"' not in html  # finished: no reloading
 
 
 def test_a_run_of_a_real_worker_shows_its_steps(ui, client, shop, worker):
@@ -159,6 +160,7 @@ def test_retry_with_a_write_token_queues_the_run_again(browser, client, platform
     assert after["status"] == "queued" and after["error"] is None
     html, _ = browser.page(f"/runs/{run_id}?retried=1")
     assert "Queued again" in html and ">Retry</button>" not in html  # not finished now
+    assert '<meta http-equiv="refresh" content="2">' in html  # it reloads until finished
     again = browser.post(f"/runs/{run_id}/retry")
     assert again.status_code == 409 and "only finished runs can be retried" in again.text
 
