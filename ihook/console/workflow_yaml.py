@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -229,7 +230,8 @@ def palette() -> list[dict[str, str]]:
     for kind in step_types():
         doc = (step_class(kind).__doc__ or "").strip().splitlines()
         template = {"id": kind, "type": kind, **PALETTE.get(kind, {})}
-        summary = doc[0].replace("``", "") if doc else ""
+        # ``if`` in a docstring reads as 'if' on the page.
+        summary = re.sub(r"``(.+?)``", r"'\1'", doc[0]) if doc else ""
         shown.append({"type": kind, "summary": summary, "yaml": to_yaml([template])})
     return shown
 
