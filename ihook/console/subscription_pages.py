@@ -1,6 +1,6 @@
-"""A subscription's page in the console: its settings, Enable/Disable, Recover and its
-delivery log; and the look-ups the wizard shares (the subscription of a URL, the URL rules).
-"""
+"""A subscription's page in the console: its settings, Enable/Disable, Recover, Rotate,
+Delete and its delivery log; and the look-ups the wizard shares (the subscription of a
+URL, the URL rules)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ihook.api.context import platform
 from ihook.api.deliveries import STATUSES, recover
+from ihook.api.schemas import SubscriptionRotateSchema
 from ihook.api.subscriptions import present
 from ihook.console.auth import require
 from ihook.console.blueprint import bp
+from ihook.console.forms import load
 from ihook.console.runs import MAX_PAGE, PAGE, parse_time
 from ihook.models import Subscription
 from ihook.services import deliveries as delivery_service
@@ -69,7 +71,11 @@ def log_args(args: Any) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def render_subscription(
-    sub_id: str, *, recover_error: str | None = None, status: int = 200
+    sub_id: str,
+    *,
+    recover_error: str | None = None,
+    rotate_error: str | None = None,
+    status: int = 200,
 ) -> tuple[str, int]:
     """A subscription's settings (secrets redacted as the API does) and its delivery log."""
     sub = load_subscription(sub_id)
@@ -95,6 +101,7 @@ def render_subscription(
         "saved": request.args.get("saved") == "1",
         "recovered": int(recovered) if recovered.isdigit() else None,
         "recover_error": recover_error,
+        "rotate_error": rotate_error,
     }
     if errors and status == 200:
         status = 400
@@ -132,3 +139,35 @@ def subscription_recover(sub_id: str) -> tuple[str, int] | BaseResponse:
         return render_subscription(sub_id, recover_error=problem, status=422)
     reopened = recover(sub_id, since)
     return redirect(url_for("console.subscription", sub_id=sub_id, recovered=len(reopened)), 303)
+
+
+@bp.post("/subscriptions/<sub_id>/rotate-secret")
+def subscription_rotate(sub_id: str) -> tuple[str, int]:
+    """A new signing secret, shown this once; the old one also signs for the grace period
+    (``POST /api/v1/subscriptions/{id}/rotate-secret``)."""
+    require("write")
+    load_subscription(sub_id)
+    form: dict[str, Any] = {}
+    grace = request.form.get("grace_seconds", "").strip()
+    if grace:
+        # The API's schema takes JSON numbers only; a form's are text.
+        form["grace_seconds"] = int(grace) if grace.lstrip("-").isdigit() else grace
+    body, errors = load(SubscriptionRotateSchema(), form)
+    if body is None:
+        problem = errors.get("grace_seconds", "a whole number of seconds")
+        return render_subscription(sub_id, rotate_error=problem, status=422)
+    p = platform()
+    with p.db.session() as session:
+        sub, secret = service.rotate_secret(session, p.vault, sub_id, **body)
+        context = {"sub": sub, "secret": secret, "grace": body["grace_seconds"]}
+    return render_template("console/subscription_secret.html", **context), 200
+
+
+@bp.post("/subscriptions/<sub_id>/delete")
+def subscription_delete(sub_id: str) -> BaseResponse:
+    """Delete the subscription and its delivery log (``DELETE /api/v1/subscriptions/{id}``)."""
+    require("write")
+    load_subscription(sub_id)
+    with platform().db.session() as session:
+        service.delete_subscription(session, sub_id)
+    return redirect(url_for("console.subscriptions", deleted=1), 303)

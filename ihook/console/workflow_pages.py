@@ -214,6 +214,16 @@ def workflow_enabled(workflow_id: str) -> Response:
     return redirect(url_for("console.workflow", workflow_id=workflow_id, done=done), code=303)
 
 
+@bp.post("/workflows/<workflow_id>/delete")
+def workflow_delete(workflow_id: str) -> Response:
+    """Delete the workflow with its versions and runs: ``DELETE /api/v1/workflows/{id}``."""
+    require("write")
+    with platform().db.session() as session:
+        found(session, workflow_id)
+        service.delete_workflow(session, workflow_id)
+    return redirect(url_for("console.workflows", deleted=1), code=303)
+
+
 def parse_json(text: str) -> tuple[Any, str | None]:
     """JSON typed in a form, or the reason it is not JSON."""
 

@@ -373,3 +373,44 @@ def test_a_tampered_draft_is_refused(ui):
         "/subscriptions/new", {"step": "auth", "draft": "not-a-draft", "auth_type": "none"}
     )
     assert answer.status_code == 400 and "out of date" in answer.text
+
+
+def test_rotate_shows_the_new_secret_once_and_delete_removes_the_subscription(
+    ui, client, httpserver
+):
+    receiver = Receiver(httpserver, "/rotated")
+    made = client.post(
+        "/api/v1/subscriptions",
+        json={"name": "crm", "url": receiver.url, "event_types": ["record.created"]},
+    ).json
+    refused = ui.post(f"/subscriptions/{made['id']}/rotate-secret", {"grace_seconds": "-1"})
+    assert refused.status_code == 422 and 'id="rotate-grace-error"' in refused.text
+    rotated = ui.post(f"/subscriptions/{made['id']}/rotate-secret", {"grace_seconds": "0"})
+    assert rotated.status_code == 200
+    html = rotated.get_data(as_text=True)
+    Page(html).check()
+    secret = re.search(r'id="subscription-secret">([^<]+)<', html).group(1)
+    assert secret.startswith("whsec_") and secret != made["secret"]
+    assert secret not in ui.get(f"/subscriptions/{made['id']}").get_data(as_text=True)
+    # The receiver verifies the next request with the new secret alone (no grace).
+    assert client.post(f"/api/v1/subscriptions/{made['id']}/test").json["succeeded"]
+    headers, body = receiver.requests[-1]
+    Webhook(secret).verify(body, {k.lower(): v for k, v in headers.items()})
+    assert len(headers["Webhook-Signature"].split()) == 1
+
+    gone = ui.post(f"/subscriptions/{made['id']}/delete")
+    assert gone.status_code == 303 and gone.location.endswith("/ui/subscriptions?deleted=1")
+    assert client.get(f"/api/v1/subscriptions/{made['id']}").status_code == 404
+    html, _ = ui.page("/subscriptions?deleted=1")
+    assert "The subscription is deleted." in html
+
+
+def test_rotate_and_delete_need_the_write_scope(browser, client, token, httpserver):
+    made = client.post(
+        "/api/v1/subscriptions",
+        json={"name": "crm", "url": httpserver.url_for("/in"), "event_types": ["x.y"]},
+    ).json
+    browser.sign_in(token("read")["token"])
+    for path in ("rotate-secret", "delete"):
+        assert browser.post(f"/subscriptions/{made['id']}/{path}", {}).status_code == 403
+    assert client.get(f"/api/v1/subscriptions/{made['id']}").status_code == 200

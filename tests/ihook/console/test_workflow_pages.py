@@ -307,6 +307,7 @@ def test_a_read_only_token_reads_and_is_refused_every_write(ui, browser, client,
         ("/workflows/validate", {"definition": ECHO}),
         (f"/workflows/{wf_id}/runs", {"data": "{}"}),
         (f"/workflows/{wf_id}/enabled", {"enabled": "false"}),
+        (f"/workflows/{wf_id}/delete", {}),
     ):
         answer = browser.post(path, form, csrf=csrf)
         assert answer.status_code == 403, path
@@ -322,8 +323,25 @@ def test_writes_without_the_csrf_token_change_nothing(ui, client, csrf):
         ("/workflows/validate", {"definition": ECHO}),
         (f"/workflows/{wf_id}/runs", {"data": "{}"}),
         (f"/workflows/{wf_id}/enabled", {"enabled": "false"}),
+        (f"/workflows/{wf_id}/delete", {}),
     ):
         answer = ui.post(path, form, csrf=csrf)
         assert answer.status_code == 400 and "form was out of date" in answer.text, path
     assert [w["name"] for w in client.get("/api/v1/workflows").json] == ["echo"]
     assert client.get(f"/api/v1/workflows/{wf_id}").json["enabled"] is True
+
+
+def test_delete_removes_the_workflow_with_its_versions_and_runs(ui, client, platform):
+    wf_id = created(ui)
+    ui.post(f"/workflows/{wf_id}", {"definition": ECHO.replace("copy", "copied"), "enabled": "1"})
+    run = ui.post(f"/workflows/{wf_id}/runs", {"type": "manual.test", "data": "{}"})
+    assert run.status_code == 303
+    html, _ = ui.page(f"/workflows/{wf_id}")
+    assert "Delete workflow echo with all its versions and runs?" in html
+    gone = ui.post(f"/workflows/{wf_id}/delete")
+    assert gone.status_code == 303 and gone.location.endswith("/ui/workflows?deleted=1")
+    assert client.get(f"/api/v1/workflows/{wf_id}").status_code == 404
+    assert client.get(f"/api/v1/runs?workflow_id={wf_id}").json == []
+    html, _ = ui.page("/workflows?deleted=1")
+    assert "The workflow is deleted" in html
+    assert ui.post(f"/workflows/{wf_id}/delete").status_code == 404
