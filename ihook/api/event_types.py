@@ -86,13 +86,18 @@ class EventTypeSchemaFile(MethodView):
     @errors(blp, 404)
     def get(self, name: str) -> Response:
         """Download an event type's JSON Schema (404 when it has none)"""
-        with platform().db.session() as session:
-            event_type = service.get_event_type(session, name)
-        if event_type.schema is None:
-            raise NotFound(f"event type {name!r} has no schema")
-        body = json.dumps(event_type.schema, indent=2, ensure_ascii=False) + "\n"
-        return Response(
-            body,
-            mimetype=SCHEMA_MEDIA_TYPE,
-            headers={"Content-Disposition": f'attachment; filename="{name}.schema.json"'},
-        )
+        return schema_file(name)
+
+
+def schema_file(name: str) -> Response:
+    """An event type's JSON Schema as a file to download; NotFound when it has none."""
+    with platform().db.read() as session:
+        event_type = service.get_event_type(session, name)
+    if event_type.schema is None:
+        raise NotFound(f"event type {name!r} has no schema")
+    body = json.dumps(event_type.schema, indent=2, ensure_ascii=False) + "\n"
+    return Response(
+        body,
+        mimetype=SCHEMA_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{name}.schema.json"'},
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask.views import MethodView
 from sqlalchemy.orm import Session
 
@@ -17,7 +19,7 @@ from ihook.api.schemas import (
 )
 from ihook.models import Workflow
 from ihook.services import workflows as service
-from ihook.services.events import store_event
+from ihook.services.events import Accepted, store_event
 
 blp = Blueprint(
     "workflows",
@@ -147,14 +149,16 @@ class ManualRun(MethodView):
     @errors(blp, 404)
     def post(self, body: dict, workflow_id: str) -> dict:
         """Run the workflow now for a payload (stored as an event of source `manual`)"""
-        p = platform()
-        accepted = store_event(
-            p.db,
-            type=body["type"],
-            source="manual",
-            data=body["data"],
-            headers={},
-            workflow_id=workflow_id,
-        )
-        p.dispatch(accepted)
+        accepted = run_now(workflow_id, body["type"], body["data"])
         return {"event_id": accepted.event_id, "runs": accepted.run_ids}
+
+
+def run_now(workflow_id: str, event_type: str, data: Any) -> Accepted:
+    """Store a ``manual`` event for the workflow alone and wake the workers; the event and
+    its run (NotFound for an unknown workflow)."""
+    p = platform()
+    accepted = store_event(
+        p.db, type=event_type, source="manual", data=data, headers={}, workflow_id=workflow_id
+    )
+    p.dispatch(accepted)
+    return accepted

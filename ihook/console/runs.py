@@ -46,6 +46,13 @@ def list_args(args: Any) -> tuple[dict[str, Any], dict[str, str]]:
     if filters.get("status") and filters["status"] not in STATUSES:
         errors["status"] = f"one of {', '.join(STATUSES)}"
         filters.pop("status")
+    range_and_page(args, filters, errors)
+    return filters, errors
+
+
+def range_and_page(args: Any, filters: dict[str, Any], errors: dict[str, str]) -> None:
+    """Add a log's ``since``/``until`` (UTC; a bare ``until`` date includes its day) and
+    ``limit`` from the query string to ``filters``, or a message per field to ``errors``."""
     for name in ("since", "until"):
         value = args.get(name, "").strip()
         if value:
@@ -61,7 +68,6 @@ def list_args(args: Any) -> tuple[dict[str, Any], dict[str, str]]:
     except ValueError:
         errors["limit"] = f"a whole number from 1 to {MAX_PAGE}"
         filters["limit"] = PAGE
-    return filters, errors
 
 
 @bp.get("/runs")

@@ -16,7 +16,7 @@ from ihook.api.subscriptions import present
 from ihook.console.auth import require
 from ihook.console.blueprint import bp
 from ihook.console.forms import load
-from ihook.console.runs import MAX_PAGE, PAGE, parse_time
+from ihook.console.runs import parse_time, range_and_page
 from ihook.models import Subscription
 from ihook.services import deliveries as delivery_service
 from ihook.services import subscriptions as service
@@ -52,21 +52,7 @@ def log_args(args: Any) -> tuple[dict[str, Any], dict[str, str]]:
     after = args.get("after", "").strip()
     if after and storable(after):
         filters["after"] = after
-    for name in ("since", "until"):
-        value = args.get(name, "").strip()
-        if value:
-            try:
-                filters[name] = parse_time(value, end=name == "until")
-            except ValueError:
-                errors[name] = "a date (2024-05-01) or date and time (2024-05-01T12:30)"
-    limit = args.get("limit", "").strip()
-    try:
-        filters["limit"] = int(limit) if limit else PAGE
-        if not 1 <= filters["limit"] <= MAX_PAGE:
-            raise ValueError
-    except ValueError:
-        errors["limit"] = f"a whole number from 1 to {MAX_PAGE}"
-        filters["limit"] = PAGE
+    range_and_page(args, filters, errors)
     return filters, errors
 
 

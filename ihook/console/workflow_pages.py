@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 
 from ihook.api.context import platform
 from ihook.api.schemas import ManualRunSchema, WorkflowPatchSchema
+from ihook.api.workflows import run_now
 from ihook.console import forms
 from ihook.console.auth import require
 from ihook.console.blueprint import bp
@@ -24,7 +25,6 @@ from ihook.console.workflow_yaml import Draft, check, diff_lines, palette, read_
 from ihook.errors import Conflict, Invalid
 from ihook.models import Workflow
 from ihook.services import workflows as service
-from ihook.services.events import store_event
 from ihook.storable import REASON, storable, unstorable_at
 
 STARTER = """\
@@ -253,18 +253,9 @@ def workflow_run(workflow_id: str) -> Response | tuple[str, int]:
             errors[name] = REASON
     if body is None or errors:
         return editor(workflow_id, run={**typed, "errors": errors}, status=422)
-    p = platform()
-    with p.db.read() as session:
+    with platform().db.read() as session:
         found(session, workflow_id)
-    accepted = store_event(
-        p.db,
-        type=body["type"],
-        source="manual",
-        data=body["data"],
-        headers={},
-        workflow_id=workflow_id,
-    )
-    p.dispatch(accepted)
+    accepted = run_now(workflow_id, body["type"], body["data"])
     return redirect(url_for("console.run", run_id=accepted.run_ids[0]), code=303)
 
 

@@ -3,6 +3,8 @@ browser-like client that keeps cookies and posts forms with their CSRF token."""
 
 from __future__ import annotations
 
+import base64
+import shlex
 from html.parser import HTMLParser
 
 from tests.conftest import ADMIN_TOKEN
@@ -114,3 +116,22 @@ class Console:
 
     def sign_in(self, token: str = ADMIN_TOKEN):
         return self.post("/sign-in", {"token": token}, csrf=self.csrf())
+
+
+def parse_curl(command: str) -> tuple[str, dict[str, str], str | None]:
+    """The URL, headers (``-u`` as a Basic ``Authorization``) and body of the ``curl -i -X
+    POST`` command an endpoint's page shows, read as a shell would."""
+    words = shlex.split(command.replace("\\\n", " "))
+    assert words[:4] == ["curl", "-i", "-X", "POST"], words
+    headers: dict[str, str] = {}
+    body = None
+    rest = iter(words[5:])
+    for word in rest:
+        if word == "-H":
+            name, value = next(rest).split(": ", 1)
+            headers[name] = value
+        elif word == "-u":
+            headers["Authorization"] = "Basic " + base64.b64encode(next(rest).encode()).decode()
+        elif word == "--data-raw":
+            body = next(rest)
+    return words[4], headers, body

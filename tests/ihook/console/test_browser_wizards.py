@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from base64 import b64encode
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,6 +27,7 @@ from ihook.polling import poll_job
 from tests.conftest import SWEEP
 from tests.ihook.console import browser
 from tests.ihook.console.browser import Browser
+from tests.ihook.console.support import parse_curl
 
 # The harness's fixtures, made this module's (pytest finds fixtures by module attribute).
 chromium, live_url, web = browser.chromium, browser.live_url, browser.web
@@ -62,21 +62,8 @@ def content(web: Browser, element_id: str) -> str:
 def send_curl(command: str, base_url: str) -> httpx.Response:
     """Send the request a curl command describes, to ``base_url``'s server instead of the
     one its URL names."""
-    words = shlex.split(command.replace("\\\n", " "))
-    assert words[:4] == ["curl", "-i", "-X", "POST"], words
-    target = urlsplit(words[4])
-    headers, user, body = {}, None, None
-    rest = iter(words[5:])
-    for word in rest:
-        if word == "-H":
-            name, value = next(rest).split(": ", 1)
-            headers[name] = value
-        elif word == "-u":
-            user = next(rest)
-        elif word == "--data-raw":
-            body = next(rest)
-    if user is not None:
-        headers["Authorization"] = "Basic " + b64encode(user.encode()).decode()
+    url, headers, body = parse_curl(command)
+    target = urlsplit(url)
     url = base_url + target.path + (f"?{target.query}" if target.query else "")
     return httpx.post(url, content=body, headers=headers, timeout=10)
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from ihook.console.sample_request import curl_command
-from tests.ihook.console.support import Console, Page
+from tests.ihook.console.support import Console, Page, parse_curl
 
 GENERAL = {"name": "lms", "description": "course completions", "response_mode": "async"}
 NO_CHECKS: dict[str, str] = {}
@@ -48,24 +48,8 @@ def shown(answer, element_id: str) -> str:
 
 def run_curl(http, command: str, url: str | None = None):
     """Send the request a curl command describes, through the real ingress."""
-    words = shlex.split(command.replace("\\\n", " "))
-    assert words[:4] == ["curl", "-i", "-X", "POST"], words
-    target = url or words[4]
-    headers, user, body = {}, None, None
-    rest = iter(words[5:])
-    for word in rest:
-        if word == "-H":
-            name, value = next(rest).split(": ", 1)
-            headers[name] = value
-        elif word == "-u":
-            user = next(rest)
-        elif word == "--data-raw":
-            body = next(rest)
-    if user is not None:
-        import base64
-
-        headers["Authorization"] = "Basic " + base64.b64encode(user.encode()).decode()
-    return http.post(urlsplit(target).path, data=body, headers=headers)
+    target, headers, body = parse_curl(command)
+    return http.post(urlsplit(url or target).path, data=body, headers=headers)
 
 
 AUTHS = {
