@@ -28,7 +28,7 @@ from ihook.secrets import SENSITIVE_HEADERS, SENSITIVE_WORDS
 from ihook.services import connectors as connector_service
 from ihook.services import pollers as service
 from ihook.services import polls as poll_service
-from ihook.services.poll_schedule import schedule_of
+from ihook.services.poll_schedule import due_slot, schedule_of
 from ihook.storable import REASON, storable, unstorable_at
 
 PAGE = 20
@@ -315,8 +315,7 @@ def next_due(poller: Poller, now: datetime) -> datetime | None:
     if not poller.enabled or poller.schedule_from is None or schedule is None:
         return None
     earliest = max(now, poller.retry_after or now)
-    slot = schedule.latest(earliest)
-    if slot >= poller.schedule_from and (poller.last_slot is None or slot > poller.last_slot):
+    if due_slot(schedule, earliest, poller.schedule_from, poller.last_slot, poller.retry_after):
         return earliest  # a slot has come: the scheduler's next tick queues it
     return schedule.after(earliest)
 

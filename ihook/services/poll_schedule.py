@@ -37,6 +37,23 @@ def schedule_of(config: dict[str, Any]) -> Schedule | None:
         return None
 
 
+def due_slot(
+    schedule: Schedule,
+    now: datetime,
+    since: datetime,
+    last: datetime | None,
+    retry_after: datetime | None,
+) -> datetime | None:
+    """The slot a tick at ``now`` would claim for a poller counting slots from ``since``
+    whose newest claimed slot is ``last``; None while it backs off or no new slot has come."""
+    if retry_after is not None and now < retry_after:
+        return None
+    slot = schedule.latest(now)
+    if slot < since or (last is not None and slot <= last):
+        return None
+    return slot
+
+
 def due_polls(db: Database, now: datetime | None = None) -> list[PollJob]:
     """Claim every enabled poller's due slot; return the polls to queue."""
     now = now or utcnow()
@@ -51,10 +68,8 @@ def due_polls(db: Database, now: datetime | None = None) -> list[PollJob]:
     jobs: list[PollJob] = []
     for poller_id, config, since, last, retry_after in rows:
         schedule = schedule_of(config)
-        if schedule is None or (retry_after is not None and now < retry_after):
-            continue
-        slot = schedule.latest(now)
-        if slot < since or (last is not None and slot <= last):
+        slot = due_slot(schedule, now, since, last, retry_after) if schedule else None
+        if slot is None:
             continue
         with db.session() as session:
             claimed = session.execute(

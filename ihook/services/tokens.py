@@ -20,10 +20,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ihook.errors import Conflict, Invalid, NotFound
+from ihook.errors import Conflict, Invalid
 from ihook.ids import new_id
 from ihook.models import ApiToken, utcnow
 from ihook.secrets import generate_token, hash_token
+from ihook.services.common import fetch
 
 LAST_USED_EVERY = timedelta(minutes=1)
 """How stale ``last_used_at`` may get: noting every call would make each GET a write."""
@@ -107,10 +108,7 @@ def list_tokens(session: Session) -> list[ApiToken]:
 
 def get_token(session: Session, token_id: str) -> ApiToken:
     """One token by id; NotFound when there is none."""
-    row = session.get(ApiToken, token_id)
-    if row is None:
-        raise NotFound(f"no token {token_id!r}")
-    return row
+    return fetch(session, ApiToken, token_id, f"no token {token_id!r}")
 
 
 def revoke_token(session: Session, token_id: str) -> ApiToken:

@@ -30,6 +30,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ihook.errors import Conflict, Invalid, NotFound, Unavailable
 from ihook.ids import new_id
 from ihook.models import User, utcnow
+from ihook.services.common import fetch
 from ihook.services.tokens import Caller, check_scopes
 from ihook.storable import storable
 
@@ -144,10 +145,7 @@ def list_users(session: Session) -> list[User]:
 
 def get_user(session: Session, user_id: str) -> User:
     """One user by id; NotFound when there is none."""
-    row = session.get(User, user_id)
-    if row is None:
-        raise NotFound(f"no user {user_id!r}")
-    return row
+    return fetch(session, User, user_id, f"no user {user_id!r}")
 
 
 def find_user(session: Session, username: str) -> User:
